@@ -1,0 +1,78 @@
+"""The objective interface: a discriminator loss and a generator loss on critic logits.
+
+An objective maps critic outputs ``d_real = D(x)`` and ``d_fake = D(G(z))`` (shape ``(batch,)``) to
+scalar losses that each player *minimises*. Gradient penalties, which need the critic itself and
+the samples, are a separate hook; so is anything done to the critic after its optimiser step
+(weight clipping). Objectives without a critic (MMD) set ``has_discriminator = False`` and
+implement :meth:`Objective.sample_loss` instead.
+
+Generator losses can be chosen independently of the discriminator loss (Jolicoeur-Martineau 2018,
+"GANs beyond divergence minimization"): see :mod:`occamgan.objectives.generator_losses`.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+from ..registry import Registry
+
+Critic = Callable[[Tensor], Tensor]
+
+#: name -> factory(ObjectiveConfig) -> Objective
+OBJECTIVES: Registry[Callable[..., "Objective"]] = Registry("objective")
+
+
+class Objective:
+    """Base class: subclasses override the losses and, where they apply, the hooks."""
+
+    #: whether the game has a critic D (False for MMD on raw samples)
+    has_discriminator: bool = True
+    #: True when grad_G L_G = -grad_G L_D, i.e. the game is zero-sum in the generator's moves, so
+    #: competitive rules (CGD, ACGD) can use f = -L_D as the game value.
+    zero_sum: bool = False
+    #: whether :meth:`generator_loss` reads ``d_real`` (else callers may pass ``None`` and skip D(x))
+    generator_needs_real: bool = False
+
+    def discriminator_loss(self, d_real: Tensor, d_fake: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def generator_loss(self, d_real: Tensor | None, d_fake: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def penalty(self, critic: Critic, real: Tensor, fake: Tensor) -> Tensor | None:
+        """Extra term of L_D that needs the critic itself (gradient penalties); None if none."""
+        return None
+
+    def after_discriminator_step(self, discriminator: nn.Module) -> None:
+        """Hook run after every critic optimiser step (WGAN weight clipping)."""
+
+    def sample_loss(self, real: Tensor, fake: Tensor) -> Tensor:
+        """Loss on raw samples for objectives without a critic (``has_discriminator = False``)."""
+        raise NotImplementedError(f"{type(self).__name__} needs a discriminator")
+
+
+def input_gradient(critic: Critic, x: Tensor) -> tuple[Tensor, Tensor]:
+    """Return ``(D(x), grad_x sum D(x))`` with a graph, so penalties on the gradient train D."""
+    x = x.detach().requires_grad_(True)
+    out = critic(x)
+    (grad,) = torch.autograd.grad(out.sum(), x, create_graph=True)
+    return out, grad.flatten(1)
+
+
+class GeneratorLoss:
+    """A generator loss chosen independently of the discriminator loss (``objective.generator_loss``).
+
+    Called as ``loss(d_real, d_fake)`` on critic logits; ``d_real`` is None unless
+    :attr:`needs_real` is set.
+    """
+
+    needs_real: bool = False
+
+    def __call__(self, d_real: Tensor | None, d_fake: Tensor) -> Tensor:
+        raise NotImplementedError
+
+
+#: name -> factory(ObjectiveConfig) -> GeneratorLoss
+GENERATOR_LOSSES: Registry[Callable[..., GeneratorLoss]] = Registry("generator loss")

@@ -1,0 +1,34 @@
+"""The UpdateRule interface: how the players move, given a Game and a batch source."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from torch import Tensor
+
+from ..registry import Registry
+
+NextBatch = Callable[[], Tensor]
+
+
+class UpdateRule:
+    """Consumes a Game and batches, updates the parameters, holds its optimiser state.
+
+    ``step`` performs one *generator* step (with whatever critic steps precede it) and returns
+    scalar statistics for the log (losses, learning rates, solver iterations, ...).
+    """
+
+    #: competitive rules on a zero-sum value need ``objective.zero_sum``
+    requires_zero_sum: bool = False
+
+    def step(self, game: Any, next_batch: NextBatch) -> dict[str, float]:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+
+#: name -> factory(game, TrainConfig) -> UpdateRule
+UPDATE_RULES: Registry[Callable[..., UpdateRule]] = Registry("update rule")
