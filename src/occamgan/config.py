@@ -37,7 +37,14 @@ class DataConfig(Section):
     image_size: int | None = Field(None, ge=4)
     channels: int | None = Field(None, ge=1, le=4)
     split: Literal["train", "test"] = "train"
+    #: worker processes decoding image files (folders too big for memory stream through them)
     num_workers: int = Field(0, ge=0)
+    #: Pillow filter for resizing images (bilinear = torchvision's Resize default on PIL images)
+    resize_filter: Literal["bilinear", "bicubic", "lanczos", "box", "nearest"] = "bilinear"
+    #: image folders larger than this (as float32 tensors) are streamed from disk, not held in memory
+    max_memory_mb: int = Field(2048, ge=0)
+    #: fetch missing files of public sets (mnist, fashion_mnist, cifar10) from their canonical source
+    download: bool = True
 
 
 class ModelConfig(Section):

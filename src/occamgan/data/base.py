@@ -29,13 +29,35 @@ class DataSource:
     #: the paper's chi-square quantile score applies (samples of N(0, I_2))
     standard_normal: bool = False
     info: dict[str, Any] = field(default_factory=dict)
+    #: class labels aligned with the samples (image sets that have them), else None
+    labels: Tensor | None = None
+    #: big sets: a map-style torch Dataset whose item i is ``(i, sample)``, read by
+    #: ``num_workers`` worker processes; ``data`` is then empty, of shape (0, *sample_shape)
+    stream: Any = None
+    num_workers: int = 0
 
     @property
     def sample_shape(self) -> tuple[int, ...]:
         return tuple(self.data.shape[1:])
 
     def __len__(self) -> int:
-        return self.data.shape[0]
+        return len(self.stream) if self.stream is not None else self.data.shape[0]
+
+    def batch_sampler(self, batch_size: int, seed: int, device: torch.device | str = "cpu"):
+        """The training batch stream: :class:`BatchSampler` for in-memory data, else
+        :class:`StreamingBatchSampler` (same order for the same seed, same interface)."""
+        if self.stream is None:
+            return BatchSampler(self.data, batch_size, seed, device)
+        return StreamingBatchSampler(self.stream, batch_size, seed, device, self.num_workers)
+
+    def iter_batches(self, batch_size: int) -> Iterator[Tensor]:
+        """Every sample once, in stored order, in batches (for reference statistics)."""
+        if self.stream is None:
+            yield from self.data.split(batch_size)
+            return
+        loader = torch.utils.data.DataLoader(self.stream, batch_size=batch_size, num_workers=self.num_workers)
+        for _, batch in loader:
+            yield batch
 
 
 class BatchSampler:
@@ -71,6 +93,51 @@ class BatchSampler:
         self.gen.set_state(state["gen"])
         self.perm = state["perm"].clone()
         self.pos = int(state["pos"])
+
+
+class StreamingBatchSampler:
+    """:class:`BatchSampler`'s contract for data read from files by worker processes.
+
+    The batch order is that of a :class:`BatchSampler` over the indices 0..N-1 (so the same seed
+    gives the same batches as the in-memory sampler). Two copies of that index sampler run: one
+    feeds the DataLoader (which prefetches ahead), the other advances only when a batch is
+    consumed, so ``state_dict`` describes exactly the batches handed out and a resumed run
+    continues where the checkpoint was taken. Loading a state restarts the workers.
+    """
+
+    def __init__(self, dataset: Any, batch_size: int, seed: int, device: torch.device | str = "cpu",
+                 num_workers: int = 0):
+        self.dataset, self.device, self.num_workers = dataset, device, num_workers
+        self.consumed = BatchSampler(torch.arange(len(dataset)), batch_size, seed)
+        self.batch_size = self.consumed.batch_size
+        self._batches: Iterator[Any] | None = None
+
+    def _start(self) -> Iterator[Any]:
+        producer = BatchSampler(torch.arange(len(self.dataset)), self.batch_size, 0)
+        producer.load_state_dict(self.consumed.state_dict())
+        order = iter(lambda: producer.next().tolist(), None)  # infinite
+        loader = torch.utils.data.DataLoader(self.dataset, batch_sampler=order, num_workers=self.num_workers)
+        return iter(loader)
+
+    def next(self) -> Tensor:
+        if self._batches is None:
+            self._batches = self._start()
+        expected = self.consumed.next()
+        index, batch = next(self._batches)
+        if not torch.equal(index, expected):  # would mean a worker/ordering bug, never data-dependent
+            raise RuntimeError("streaming sampler received batches out of order")
+        return batch.to(self.device)
+
+    def __iter__(self) -> Iterator[Tensor]:
+        while True:
+            yield self.next()
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.consumed.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.consumed.load_state_dict(state)
+        self._batches = None  # the workers restart from the loaded position
 
 
 def build_data(cfg: Any) -> DataSource:
