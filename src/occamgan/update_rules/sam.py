@@ -1,0 +1,185 @@
+"""Sharpness-aware minimisation around any torch optimiser: SAM (Foret et al. 2021, "Sharpness-
+Aware Minimization for Efficiently Improving Generalization", Alg. 1) and adaptive SAM (Kwon et
+al. 2021, "ASAM", Eq. 6-7 with T_w = |w|), as used for both GAN players by Filippone & Linhard
+(2025, Sec. "Flat minima"; the paper's code uses adaptive=True; methods.md section 3).
+
+One step, with g(psi) the gradient of the closure's loss:
+
+    e = rho * T^2 g(psi) / ||T g(psi)||,   T = diag|psi| (adaptive) or I (plain)
+    psi <- base_step(psi, g(psi + e))
+
+i.e. evaluate the gradient at the worst-case neighbour psi + e, move back to psi (an exact copy,
+not psi + e - e), and let the base optimiser (Adam, SGD, ...) step with that gradient. The norm
+runs over every parameter of every group; ``rho`` (and ``adaptive``) may differ per group.
+
+torch.optim conventions: :class:`SAM` is an :class:`~torch.optim.Optimizer` whose
+``param_groups`` *are* the base optimiser's (so LR schedulers and warm-up act on both), ``step``
+takes a closure that re-evaluates the loss and calls ``backward`` (it is called exactly twice:
+two gradient evaluations per step), and ``state_dict``/``load_state_dict`` round-trip the base
+optimiser's state plus ``rho``/``adaptive`` in the groups.
+
+Normalisation running statistics (BatchNorm) update on the first pass only: during the second
+closure call a global forward pre-hook snapshots the running buffers of every normalisation layer
+in training mode that runs, and they are restored afterwards, so SAM needs no reference to the
+modules (the second pass is a probe of the loss at psi + e, not a new batch).
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Callable, Iterator
+
+import torch
+from torch import Tensor, nn
+from torch.optim import Optimizer
+
+Closure = Callable[[], Tensor]
+
+
+class SAM(Optimizer):
+    """(Adaptive) SAM wrapping a built optimiser ``base_optimizer``.
+
+    Args:
+        base_optimizer: any torch optimiser; its parameter groups become SAM's.
+        rho: neighbourhood radius (> 0); the paper's code uses 0.05 for plain SAM and larger radii
+            (e.g. 0.5) for ASAM, whose perturbation is relative to |psi|.
+        adaptive: ASAM (T = |psi|) instead of SAM (T = I).
+        eps: added to the gradient norm so that a zero gradient gives a zero perturbation.
+    """
+
+    def __init__(self, base_optimizer: Optimizer, rho: float = 0.05, adaptive: bool = False, eps: float = 1e-12):
+        if rho < 0:
+            raise ValueError(f"SAM radius rho must be >= 0, got {rho}")
+        if isinstance(base_optimizer, SAM):
+            raise TypeError("SAM cannot wrap another SAM")
+        self.base_optimizer = base_optimizer
+        self.eps = eps
+        defaults = {**base_optimizer.defaults, "rho": rho, "adaptive": adaptive}
+        # Optimizer.__init__ re-adds the base groups through the param_groups property below, so
+        # the very same group dicts (now carrying rho/adaptive) are shared by both optimisers.
+        super().__init__(list(base_optimizer.param_groups), defaults)
+
+    # Shared groups: a scheduler changing SAM's lr changes the base optimiser's, and a
+    # base.load_state_dict (which builds new group dicts) cannot leave SAM with stale ones.
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:  # type: ignore[override]
+        return self.base_optimizer.param_groups
+
+    @param_groups.setter
+    def param_groups(self, groups: list[dict[str, Any]]) -> None:
+        self.base_optimizer.param_groups = groups
+
+    # ------------------------------------------------------------------ the two passes
+    @torch.no_grad()
+    def perturb(self) -> None:
+        """psi <- psi + e(psi) from the current ``.grad`` (the gradient at psi); saves psi."""
+        scaled = {}
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    scaled[p] = p.grad * p.abs() if group.get("adaptive", self.defaults["adaptive"]) else p.grad
+        if not scaled:
+            return
+        norms = [torch.linalg.vector_norm(t).to(next(iter(scaled)).device) for t in scaled.values()]
+        norm = torch.linalg.vector_norm(torch.stack(norms))
+        for group in self.param_groups:
+            scale = group.get("rho", self.defaults["rho"]) / (norm + self.eps)
+            adaptive = group.get("adaptive", self.defaults["adaptive"])
+            for p in group["params"]:
+                if p not in scaled:
+                    continue
+                saved = self.state[p].get("psi")
+                if saved is None or saved.shape != p.shape:
+                    saved = self.state[p]["psi"] = torch.empty_like(p)
+                saved.copy_(p)
+                # e = rho T^2 g / ||T g||: scaled[p] = T g, so T (T g) = T^2 g
+                e = scaled[p] * p.abs() if adaptive else scaled[p]
+                p.add_(e * scale.to(p.device))
+                self.state[p]["perturbed"] = True
+
+    @torch.no_grad()
+    def restore(self) -> None:
+        """psi + e -> psi (exact copy of the saved weights); ``.grad`` is left untouched."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                state = self.state.get(p)
+                if state and state.get("perturbed"):
+                    p.copy_(state["psi"])
+                    state["perturbed"] = False
+
+    @torch.no_grad()
+    def step(self, closure: Closure | None = None) -> Tensor:  # type: ignore[override]
+        """One SAM step; returns the loss at psi (from the first closure call).
+
+        The closure must compute the loss and call ``backward()``; gradients of this optimiser's
+        parameters are cleared before each call, so it need not zero them itself (it may).
+        Feed it the same real batch and latents both times (dropout masks and likelihood-
+        relaxation noise may be drawn afresh).
+        """
+        if closure is None:
+            raise ValueError("SAM.step needs a closure: it evaluates the gradient at psi and at psi + e")
+        closure = torch.enable_grad()(closure)
+        self.zero_grad(set_to_none=True)
+        loss = closure()
+        self.perturb()
+        self.zero_grad(set_to_none=True)
+        try:
+            with running_stats_frozen():
+                closure()
+        finally:
+            self.restore()
+        self.base_optimizer.step()
+        return loss
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:  # type: ignore[override]
+        """The base optimiser's state dict; its groups carry ``rho`` and ``adaptive``. SAM's own
+        buffers (the saved psi) only live within a step and are not part of it."""
+        return self.base_optimizer.state_dict()
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:  # type: ignore[override]
+        self.base_optimizer.load_state_dict(state_dict)
+        for group in self.param_groups:  # a plain optimiser's state dict lacks SAM's keys
+            group.setdefault("rho", self.defaults["rho"])
+            group.setdefault("adaptive", self.defaults["adaptive"])
+
+    def __repr__(self) -> str:
+        rho, adaptive = self.defaults["rho"], self.defaults["adaptive"]
+        return f"{'ASAM' if adaptive else 'SAM'}(rho={rho}, base={self.base_optimizer!r})"
+
+
+def wrap_sam(optimizer: Optimizer, rho: float, adaptive: bool) -> Optimizer:
+    """``optimizer`` wrapped in (A)SAM with radius ``rho``, or unchanged when ``rho == 0``."""
+    if rho == 0:
+        return optimizer
+    return SAM(optimizer, rho=rho, adaptive=adaptive)
+
+
+def _tracks_running_stats(module: nn.Module) -> bool:
+    return (
+        isinstance(module, nn.modules.batchnorm._NormBase)
+        and module.training
+        and module.track_running_stats
+        and module.running_mean is not None
+    )
+
+
+@contextlib.contextmanager
+def running_stats_frozen() -> Iterator[None]:
+    """Normalisation layers that run inside the block keep their running statistics
+    (running mean/var and the batch counter), whatever module they belong to."""
+    saved: dict[nn.Module, list[tuple[Tensor, Tensor]]] = {}
+
+    def snapshot(module: nn.Module, args: Any) -> None:
+        if module not in saved and _tracks_running_stats(module):
+            buffers = [b for b in (module.running_mean, module.running_var, module.num_batches_tracked) if b is not None]
+            saved[module] = [(b, b.detach().clone()) for b in buffers]
+
+    handle = nn.modules.module.register_module_forward_pre_hook(snapshot)
+    try:
+        yield
+    finally:
+        handle.remove()
+        with torch.no_grad():
+            for pairs in saved.values():
+                for buffer, value in pairs:
+                    buffer.copy_(value)
