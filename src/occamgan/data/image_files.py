@@ -129,7 +129,7 @@ def prepare_image(img: Image.Image, size: int | None, channels: int, resample: s
         img = img.resize(new, FILTERS[resample])
         left, top = (new[0] - size) // 2, (new[1] - size) // 2
         img = img.crop((left, top, left + size, top + size))
-    arr = np.asarray(img, dtype=np.uint8)
+    arr = np.array(img, dtype=np.uint8)  # a writable copy (torch.from_numpy warns otherwise)
     return arr[..., None] if arr.ndim == 2 else arr
 
 
