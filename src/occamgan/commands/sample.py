@@ -1,0 +1,31 @@
+"""``occamgan sample``: draw samples from a trained run and write them as PNGs or an .npz."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ..cli import app, user_errors
+
+
+@app.command()
+@user_errors
+def sample(
+    run_dir: Path = typer.Argument(..., help="Run directory written by `occamgan train`."),
+    n: int = typer.Option(64, "--n", min=1, help="Number of samples."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for the samples (created; must be empty unless --overwrite)."),
+    mc_dropout: bool = typer.Option(False, "--mc-dropout", help="Keep dropout active (a fresh mask per sample; BatchNorm frozen)."),
+    fmt: str = typer.Option("png", "--format", help="png: one file per image; npz: samples.npz (float samples + uint8 images)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the latent draws."),
+    raw: bool = typer.Option(False, "--raw", help="Use the raw generator instead of its EMA."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Write into a non-empty --out folder."),
+) -> None:
+    """Sample N images (or points) from a run's EMA generator, in eval mode."""
+    from ..api import load_run
+    from ..api import sample as draw
+    from ..sample_files import check_output, write_samples
+
+    check_output(out, fmt, overwrite)  # fail before loading the run and sampling
+    samples = draw(load_run(run_dir), n, seed=seed, use_ema=not raw, mc_dropout=mc_dropout)
+    files = write_samples(samples, out, fmt, overwrite=True)
+    typer.echo(f"wrote {n} samples to {out} ({len(files)} {fmt} file{'s' if len(files) != 1 else ''})")

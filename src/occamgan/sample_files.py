@@ -1,0 +1,51 @@
+"""Write generated samples to disk: one PNG per image (the input of PNG-based metric tools) or
+one ``.npz`` file.
+
+The ``.npz`` holds ``samples`` (float32, exactly as generated: images in [-1, 1] as N x C x H x W,
+toy points as N x d) and, for images, ``images`` (uint8 N x H x W x C, the PNG pixel values),
+so the file is also readable by the ``npz`` data set.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from torch import Tensor
+
+from .errors import OccamError
+from .image_grid import save_images, to_uint8
+
+SampleFormat = Literal["png", "npz"]
+
+
+class OutputExistsError(OccamError):
+    """The output folder of an export already holds files."""
+
+
+def check_output(out: Path, fmt: str, overwrite: bool) -> None:
+    """Refuse an unknown format, a file, or a non-empty folder (unless ``overwrite``)."""
+    if fmt not in ("png", "npz"):
+        raise OccamError(f"--format must be png or npz (got {fmt!r})")
+    if out.exists() and not out.is_dir():
+        raise OutputExistsError(f"--out {str(out)!r} is a file, not a folder")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise OutputExistsError(f"--out {str(out)!r} is not empty; choose another folder or pass --overwrite")
+
+
+def write_samples(samples: Tensor, out: str | Path, fmt: SampleFormat = "png", overwrite: bool = False) -> list[Path]:
+    """Write ``samples`` into folder ``out`` as ``fmt``; returns the written files."""
+    out = Path(out)
+    is_image = samples.ndim == 4
+    if fmt == "png" and not is_image:
+        raise OccamError(f"--format png needs image samples (N, C, H, W), got shape {tuple(samples.shape)}; use --format npz")
+    check_output(out, fmt, overwrite)
+    out.mkdir(parents=True, exist_ok=True)
+    if fmt == "png":
+        return save_images(samples, out)
+    arrays = {"samples": samples.detach().cpu().float().numpy()}
+    if is_image:
+        arrays["images"] = to_uint8(samples)
+    path = out / "samples.npz"
+    np.savez_compressed(path, **arrays)
+    return [path]
