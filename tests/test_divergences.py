@@ -259,3 +259,21 @@ def test_table_and_plot(tmp_path):
     assert rows["ns"].behaviour == "mode-seeking"
     out = plot_spectra(tmp_path / "spectra.png", names=["kl", "ns"])
     assert out.stat().st_size > 1000 and out.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cli_divergences_table_plot_and_refusals(tmp_path):
+    from typer.testing import CliRunner
+
+    import occamgan.commands  # noqa: F401  (registers the commands)
+    from occamgan.cli import app
+
+    out = tmp_path / "spectra.png"
+    result = CliRunner().invoke(app, ["divergences", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "reverse_kl" in result.output and "mode-seeking" in result.output and "mode-covering" in result.output
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    size = out.stat().st_size
+    again = CliRunner().invoke(app, ["divergences", "--out", str(out), "-n", "kl"])
+    assert again.exit_code == 2 and "exists" in again.output and out.stat().st_size == size
+    unknown = CliRunner().invoke(app, ["divergences", "-n", "kll"])
+    assert unknown.exit_code == 2 and "did you mean 'kl'" in unknown.output
