@@ -3,8 +3,9 @@
 It owns the generator G, the critic D (None for MMD), the objective (a discriminator loss and an
 independently chosen generator loss), the regularisers (sample transforms, penalties on D and G)
 and MC-dropout averaging. It answers ``losses(real, z) -> (loss_d, loss_g)`` and, for update
-rules that move one player at a time, ``discriminator_loss(real, fake)`` and
-``generator_loss(real, fake)``. It knows nothing of optimisers.
+rules that move one player at a time, ``discriminator_loss(real, fake, z)`` and
+``generator_loss(real, fake, z)`` (``z`` optional: the latents of ``fake``, used by MC dropout).
+It knows nothing of optimisers.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Iterator, Sequence
 import torch
 from torch import Tensor, nn
 
+from .bayes.mc_dropout import has_batch_coupling
 from .objectives.base import GeneratorLoss, Objective
 from .regularizers import Regularizer, sum_terms
 
@@ -41,6 +43,8 @@ class Game(nn.Module):
         self.regularizers = list(regularizers)
         self.n_mcd = n_mcd
         self.amp = amp
+        #: run the n_mcd MC-dropout passes as one stacked batch where the networks allow it
+        self.batch_mc_passes = True
 
     # ------------------------------------------------------------------ properties
     @property
@@ -80,12 +84,12 @@ class Game(nn.Module):
 
     def generate(self, z: Tensor) -> Tensor:
         with self.autocast():
-            return self.generator(z).float()
+            return _at_least_float32(self.generator(z))
 
     def critic(self, x: Tensor) -> Tensor:
         assert self.discriminator is not None
         with self.autocast():
-            return self.discriminator(x).float().reshape(-1)
+            return _at_least_float32(self.discriminator(x)).reshape(-1)
 
     def relax(self, fake: Tensor) -> Tensor:
         """Training-time sample transforms (likelihood relaxation), applied to every fake."""
@@ -94,25 +98,51 @@ class Game(nn.Module):
         return fake
 
     # ------------------------------------------------------------------ losses
-    def discriminator_loss(self, real: Tensor, fake: Tensor) -> Tensor:
-        """L_D on a real batch and a fake batch (pass ``fake.detach()`` for a critic step)."""
-        return self._mean_over_passes(lambda: self._discriminator_loss(real, self.relax(fake)))
+    def discriminator_loss(self, real: Tensor, fake: Tensor, z: Tensor | None = None) -> Tensor:
+        """L_D on a real batch and a fake batch (pass ``fake.detach()`` for a critic step).
 
-    def generator_loss(self, real: Tensor, fake: Tensor) -> Tensor:
-        """L_G (plus generator penalties) for fakes that carry the generator's graph."""
-        loss = self._mean_over_passes(lambda: self._generator_adversarial(real, self.relax(fake)))
+        With ``n_mcd > 1`` it is averaged over MC-dropout passes (see :meth:`fake_passes`): pass
+        the latents ``z`` of ``fake`` so that every pass also draws fresh generator masks."""
+        return self._discriminator_loss_passes(real, self.relax(self.fake_passes(fake, z)))
+
+    def generator_loss(self, real: Tensor, fake: Tensor, z: Tensor | None = None) -> Tensor:
+        """L_G (plus generator penalties) for fakes that carry the generator's graph; averaged
+        over MC-dropout passes as :meth:`discriminator_loss` (pass ``z`` for fresh G masks)."""
+        loss = self._generator_adversarial_passes(real, self.relax(self.fake_passes(fake, z)))
         return self._with_generator_penalties(loss)
 
     def losses(self, real: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
-        """Both losses from one generator forward pass, each with its full graph (competitive
-        rules differentiate L_D w.r.t. G and L_G w.r.t. D). The same relaxed fakes feed both."""
-        fake = self.relax(self.generate(z))
+        """Both losses from one (stacked) generator forward pass, each with its full graph
+        (competitive rules differentiate L_D w.r.t. G and L_G w.r.t. D). The same relaxed fakes
+        and the same critic outputs feed both; with ``n_mcd > 1`` both average the same passes."""
+        n = self.n_mcd
+        fakes = self.relax(self.generate_passes(z, n))
         if not self.has_discriminator:
-            loss = self.objective.sample_loss(real, fake)
+            loss = self._mean_over_chunks(lambda k, f: self.objective.sample_loss(real, f), fakes, n)
             return -loss, self._with_generator_penalties(loss)
-        loss_d = self._discriminator_loss(real, fake)
-        loss_g = self._with_generator_penalties(self._generator_adversarial(real, fake))
-        return loss_d, loss_g
+        if n > 1 and not self._batches_passes(self.discriminator):
+            loss_d = self._mean_over_chunks(lambda k, f: self._discriminator_loss(real, f), fakes, n)
+            loss_g = self._mean_over_chunks(lambda k, f: self._generator_adversarial(real, f), fakes, n)
+            return loss_d, self._with_generator_penalties(loss_g)
+        reals = _tile(real, n)
+        d_real, d_fake = self.critic(reals).view(n, -1), self.critic(fakes).view(n, -1)
+        loss_d = self._stacked_discriminator_loss(reals, fakes, d_real, d_fake)
+        needs_real = self._generator_needs_real()
+        loss_g = sum(self._generator_loss_of_logits(d_real[k].detach() if needs_real else None, d_fake[k])
+                     for k in range(n)) / n
+        return loss_d, self._with_generator_penalties(loss_g)
+
+    def objective_discriminator_loss(self, real: Tensor, fake: Tensor) -> Tensor:
+        """The objective's own L_D (with its penalty, e.g. WGAN-GP) on one deterministic pass: no
+        likelihood relaxation, no Occam regularisers, no MC averaging (used by diagnostics)."""
+        loss = self.objective.discriminator_loss(self.critic(real), self.critic(fake))
+        extra = self.objective.penalty(self.critic, real, fake)
+        return loss if extra is None else loss + extra
+
+    def objective_generator_loss(self, real: Tensor, fake: Tensor) -> Tensor:
+        """The (custom or objective's) L_G on one pass, without relaxation, penalties or MC
+        averaging (used by diagnostics)."""
+        return self._generator_adversarial(real, fake)
 
     def _discriminator_loss(self, real: Tensor, fake: Tensor) -> Tensor:
         d_real, d_fake = self.critic(real), self.critic(fake)
@@ -125,24 +155,85 @@ class Game(nn.Module):
     def _generator_adversarial(self, real: Tensor, fake: Tensor) -> Tensor:
         if not self.has_discriminator:
             return self.objective.sample_loss(real, fake)
+        d_real = self.critic(real).detach() if self._generator_needs_real() else None
+        return self._generator_loss_of_logits(d_real, self.critic(fake))
+
+    def _generator_needs_real(self) -> bool:
         loss_fn = self.custom_generator_loss
-        needs_real = loss_fn.needs_real if loss_fn else self.objective.generator_needs_real
-        d_real = self.critic(real).detach() if needs_real else None
-        d_fake = self.critic(fake)
-        if loss_fn is not None:
-            return loss_fn(d_real, d_fake)
+        return loss_fn.needs_real if loss_fn else self.objective.generator_needs_real
+
+    def _generator_loss_of_logits(self, d_real: Tensor | None, d_fake: Tensor) -> Tensor:
+        if self.custom_generator_loss is not None:
+            return self.custom_generator_loss(d_real, d_fake)
         return self.objective.generator_loss(d_real, d_fake)
 
     def _with_generator_penalties(self, loss: Tensor) -> Tensor:
         extra = sum_terms([r.generator_penalty(loss, self.generator) for r in self.regularizers])
         return loss if extra is None else loss + extra
 
-    def _mean_over_passes(self, compute) -> Tensor:
-        """MC dropout: average the loss over ``n_mcd`` stochastic passes (fresh dropout masks)."""
-        total = compute()
-        for _ in range(self.n_mcd - 1):
-            total = total + compute()
-        return total / self.n_mcd if self.n_mcd > 1 else total
+    # ------------------------------------------------------------------ MC dropout
+    # Each training loss is the mean over n_mcd stochastic passes, every pass with its own dropout
+    # masks in G and D and its own relaxation noise (Gal & Ghahramani 2016; Filippone & Linhard
+    # 2025, "Approximate inference"). Passes are stacked along the batch (pass-major: rows
+    # k*B..(k+1)*B-1 are pass k) and run as ONE forward of n_mcd * B samples when the network has
+    # no batch coupling (no BatchNorm in training mode): dropout masks are per sample, so this
+    # equals n_mcd separate passes. Otherwise the passes run one after the other. Losses that
+    # couple a batch (RGAN's means, MMD, batch-level generator losses) are evaluated per pass
+    # and averaged; penalties, being means of per-sample terms, are evaluated once on the stack.
+    def fake_passes(self, fake: Tensor, z: Tensor | None = None) -> Tensor:
+        """The stacked fakes of the ``n_mcd`` passes: ``fake`` is pass 1; with its latents ``z``
+        the other passes are fresh draws G(z) (new generator masks, with a graph to G only if
+        ``fake`` has one); without ``z`` they repeat ``fake`` (only the critic is re-drawn)."""
+        n = self.n_mcd
+        if n == 1:
+            return fake
+        if z is None:
+            return _tile(fake, n)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and fake.requires_grad):
+            more = self.generate_passes(z, n - 1)
+        return torch.cat([fake, more.to(fake.dtype)])
+
+    def generate_passes(self, z: Tensor, n: int) -> Tensor:
+        """G(z) for ``n`` stochastic passes, stacked pass-major (one forward when possible)."""
+        if n == 1:
+            return self.generate(z)
+        if self._batches_passes(self.generator):
+            return self.generate(_tile(z, n))
+        return torch.cat([self.generate(z) for _ in range(n)])
+
+    def _batches_passes(self, module: nn.Module) -> bool:
+        return self.batch_mc_passes and not has_batch_coupling(module)
+
+    def _discriminator_loss_passes(self, real: Tensor, fakes: Tensor) -> Tensor:
+        n = self.n_mcd
+        if n > 1 and not self._batches_passes(self.discriminator):
+            return self._mean_over_chunks(lambda k, f: self._discriminator_loss(real, f), fakes, n)
+        reals = _tile(real, n)
+        d_real, d_fake = self.critic(reals).view(n, -1), self.critic(fakes).view(n, -1)
+        return self._stacked_discriminator_loss(reals, fakes, d_real, d_fake)
+
+    def _stacked_discriminator_loss(self, reals: Tensor, fakes: Tensor, d_real: Tensor, d_fake: Tensor) -> Tensor:
+        n = d_real.shape[0]
+        loss = sum(self.objective.discriminator_loss(d_real[k], d_fake[k]) for k in range(n)) / n
+        terms = [self.objective.penalty(self.critic, reals, fakes)]
+        terms += [r.discriminator_penalty(self.critic, reals, fakes) for r in self.regularizers]
+        extra = sum_terms(terms)
+        return loss if extra is None else loss + extra
+
+    def _generator_adversarial_passes(self, real: Tensor, fakes: Tensor) -> Tensor:
+        n = self.n_mcd
+        if n == 1:
+            return self._generator_adversarial(real, fakes)
+        if not self.has_discriminator or not self._batches_passes(self.discriminator):
+            return self._mean_over_chunks(lambda k, f: self._generator_adversarial(real, f), fakes, n)
+        d_real = self.critic(_tile(real, n)).detach().view(n, -1) if self._generator_needs_real() else None
+        d_fake = self.critic(fakes).view(n, -1)
+        return sum(self._generator_loss_of_logits(None if d_real is None else d_real[k], d_fake[k])
+                   for k in range(n)) / n
+
+    @staticmethod
+    def _mean_over_chunks(loss_of_pass, stacked: Tensor, n: int) -> Tensor:
+        return sum(loss_of_pass(k, chunk) for k, chunk in enumerate(stacked.chunk(n))) / n
 
     # ------------------------------------------------------------------ utilities
     @contextlib.contextmanager
@@ -156,3 +247,13 @@ class Game(nn.Module):
         finally:
             for p in params:
                 p.requires_grad_(True)
+
+
+def _tile(x: Tensor, n: int) -> Tensor:
+    """n copies of a batch stacked along dim 0 (pass-major)."""
+    return x if n == 1 else x.repeat(n, *([1] * (x.dim() - 1)))
+
+
+def _at_least_float32(x: Tensor) -> Tensor:
+    """Autocast outputs (bfloat16) back to float32; float64 models stay in float64."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x

@@ -1,0 +1,1 @@
+"""Approximate Bayesian inference for GANs: MC dropout (and, later, marginal-likelihood estimates)."""
