@@ -123,17 +123,23 @@ class TrainConfig(Section):
     #: steps between checkpoints (the last step is always saved)
     checkpoint_every: int = Field(1000, ge=1)
     log_every: int = Field(50, ge=1)
+    #: also write TensorBoard event files into the run directory
+    tensorboard: bool = False
     #: SAM / ASAM neighbourhood radius (0 = off), adaptive flag and which players use it
     sam_rho: float = Field(0.0, ge=0)
     sam_adaptive: bool = True
     sam_players: Literal["both", "g", "d"] = "both"
     #: MC-dropout passes averaged in each loss
     n_mcd: int = Field(1, ge=1)
-    #: competitive rules: CG/GMRES tolerances and ACGD RMS statistics
+    #: competitive rules (cgd, acgd, gacgd): the CG/GMRES solve stops when
+    #: ||r||^2 <= max(cg_tol ||b||^2, cg_atol) (squared, as in the reference ACGD code) or after
+    #: cg_max_iter iterations; GMRES restarts every gmres_restart steps
     cg_tol: float = Field(1e-10, gt=0)
     cg_atol: float = Field(1e-20, ge=0)
     cg_max_iter: int = Field(200, ge=1)
     gmres_restart: int = Field(10, ge=1)
+    #: whose linear system is solved (the other's step costs one more product): alternate, g, d
+    cgd_solve: Literal["alternate", "g", "d"] = "alternate"
     acgd_beta: float = Field(0.99, gt=0, lt=1)
     acgd_eps: float = Field(1e-8, gt=0)
     #: mixed precision (autocast) on CUDA where it is safe; ignored on the CPU
@@ -151,7 +157,7 @@ class TrainConfig(Section):
 
 class EvalConfig(Section):
     #: samples drawn from the (EMA) generator for the final toy metrics
-    n_samples: int = Field(5000, ge=1)
+    n_samples: int = Field(10_000, ge=1)
     #: steps between evaluations during training (0 = only at the end)
     every: int = Field(0, ge=0)
     #: extra registered metrics (image metrics such as fid_lenet); toy metrics are automatic
@@ -164,6 +170,16 @@ class EvalConfig(Section):
     inception_path: str | None = None
     #: evaluate the EMA generator (True) or the raw one
     use_ema: bool = True
+    #: samples per set for the exact 2-Wasserstein distance and the MMD metric (O(n^2) cost)
+    w2_samples: int = Field(2000, ge=2)
+    #: a sample is high quality within hq_std standard deviations of a mixture mode
+    hq_std: float = Field(3.0, gt=0)
+    #: a mode is covered when it holds at least this fraction of its uniform share of samples
+    mode_min_fraction: float = Field(0.1, gt=0, le=1)
+    #: real images of the image-metric reference set (seed-0 subset); None -> as many as n_samples
+    n_reference: int | None = Field(None, ge=2)
+    #: images per batch through the feature network (Inception at 299 px: ~25 MB per image)
+    feature_batch_size: int = Field(50, ge=1)
 
 
 class Config(Section):

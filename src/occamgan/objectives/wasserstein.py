@@ -1,0 +1,70 @@
+"""Wasserstein objectives: L_D = -E d_r + E d_f, L_G = -E d_f, with a Lipschitz device.
+
+- wgan: weight clipping to [-c, c] after every critic step (Arjovsky et al. 2017, Alg. 1);
+- wgan_gp: + lambda E (||grad D(x^)|| - 1)^2 at x^ = a x + (1 - a) x~, a ~ U(0, 1) drawn once per
+  sample (Gulrajani et al. 2017, Eq. 3 and Alg. 1; per-pixel or Gaussian a is a known bug);
+- wgan_div: + (k/2) E(||grad D(x)||^p + ||grad D(x~)||^p) at the real and the fake points
+  (Wu et al. 2018, "Wasserstein Divergence for GANs", Eq. 11/12 as in the paper's code; k=2, p=6).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .base import OBJECTIVES, Critic, Objective, input_gradient
+
+
+class Wasserstein(Objective):
+    zero_sum = True
+
+    def discriminator_loss(self, d_real: Tensor, d_fake: Tensor) -> Tensor:
+        return d_fake.mean() - d_real.mean()
+
+    def generator_loss(self, d_real: Tensor | None, d_fake: Tensor) -> Tensor:
+        return -d_fake.mean()
+
+
+class WassersteinClip(Wasserstein):
+    def __init__(self, clip: float):
+        self.clip = clip
+
+    @torch.no_grad()
+    def after_discriminator_step(self, discriminator: nn.Module) -> None:
+        for p in discriminator.parameters():
+            p.clamp_(-self.clip, self.clip)
+
+
+class WassersteinGP(Wasserstein):
+    # the penalty depends on the fakes, so -L_D is not the generator's loss: not zero-sum
+    zero_sum = False
+
+    def __init__(self, weight: float):
+        self.weight = weight
+
+    def penalty(self, critic: Critic, real: Tensor, fake: Tensor) -> Tensor:
+        shape = (real.shape[0],) + (1,) * (real.dim() - 1)
+        a = torch.rand(shape, device=real.device, dtype=real.dtype)
+        mixed = a * real.detach() + (1 - a) * fake.detach()
+        _, grad = input_gradient(critic, mixed)
+        return self.weight * (torch.linalg.vector_norm(grad, dim=1) - 1).pow(2).mean()
+
+
+class WassersteinDiv(Wasserstein):
+    zero_sum = False
+
+    def __init__(self, k: float, p: float):
+        self.k, self.p = k, p
+
+    def penalty(self, critic: Critic, real: Tensor, fake: Tensor) -> Tensor:
+        _, g_real = input_gradient(critic, real)
+        _, g_fake = input_gradient(critic, fake)
+        # ||g||^p = (||g||^2)^(p/2): no square root, so no NaN gradient at g = 0
+        power = lambda g: g.pow(2).sum(1).pow(self.p / 2)  # noqa: E731
+        return 0.5 * self.k * (power(g_real) + power(g_fake)).mean()
+
+
+OBJECTIVES.add("wgan", lambda cfg: WassersteinClip(cfg.clip))
+OBJECTIVES.add("wgan_gp", lambda cfg: WassersteinGP(cfg.gp_weight))
+OBJECTIVES.add("wgan_div", lambda cfg: WassersteinDiv(cfg.div_k, cfg.div_p))

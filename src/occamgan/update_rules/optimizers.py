@@ -1,0 +1,49 @@
+"""Per-player torch optimisers and LR warm-up, shared by the first-order update rules."""
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable
+
+import torch
+from torch import Tensor
+from torch.optim import Adam, Optimizer
+from torch.optim.lr_scheduler import LambdaLR
+
+
+def build_adam(params: Iterable[torch.nn.Parameter], lr: float, cfg: Any, sam: bool) -> Optimizer:
+    """Adam with the player's lr and the shared betas/eps, wrapped in (A)SAM when asked."""
+    opt: Optimizer = Adam(list(params), lr=lr, betas=tuple(cfg.betas), eps=cfg.adam_eps)
+    if sam and cfg.sam_rho > 0:
+        from .sam import wrap_sam
+
+        opt = wrap_sam(opt, rho=cfg.sam_rho, adaptive=cfg.sam_adaptive)
+    return opt
+
+
+class LinearWarmup:
+    """lr factor rising linearly from ``start`` to 1 over ``steps`` scheduler steps (the paper's
+    code warms up from 0.01x over its first epochs; methods.md section 2)."""
+
+    def __init__(self, steps: int, start: float):
+        self.steps, self.start = steps, start
+
+    def __call__(self, step: int) -> float:
+        if self.steps <= 0 or step >= self.steps:
+            return 1.0
+        return self.start + (1.0 - self.start) * step / self.steps
+
+
+def build_warmup(opt: Optimizer, cfg: Any) -> LambdaLR:
+    return LambdaLR(opt, LinearWarmup(cfg.warmup_steps, cfg.warmup_start))
+
+
+def descend(opt: Optimizer, loss_fn: Callable[[], Tensor]) -> Tensor:
+    """One optimiser step on ``loss_fn`` through a closure (SAM re-evaluates it); returns the
+    loss at the current point, detached."""
+
+    def closure() -> Tensor:
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn()
+        loss.backward()
+        return loss
+
+    return opt.step(closure).detach()
