@@ -1,0 +1,1 @@
+"""Diagnostics of trained games: sharpness (Hessian eigenvalues) of the players' losses."""
