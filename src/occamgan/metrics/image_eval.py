@@ -265,4 +265,68 @@ def metric_values(results: dict[str, Any]) -> dict[str, float]:
     return {k: v for k, v in results.items() if not k.startswith("protocol_")}
 
 
-__all__ = ["ImageMetric", "EvalSettings", "evaluate_metrics", "metric_values", "parse_metric", "data_description"]
+
+
+# ------------------------------------------------------------------------------ runs
+def metric_names(kinds: Sequence[str], features: str = INCEPTION) -> list[str]:
+    """``["fid", "pr"]`` on ``lenet`` -> ``["fid_lenet", "pr_lenet"]``; names that already carry a
+    network are kept."""
+    names = []
+    for kind in kinds:
+        name = kind if "_" in kind or features == INCEPTION else f"{kind}_{features}"
+        names.append(parse_metric(name).name)
+    return names
+
+
+def evaluate_run(
+    run_dir: Any,
+    names: Sequence[str],
+    *,
+    n: int | None = None,
+    n_ref: int | None = None,
+    reference_split: str | None = None,
+    use_ema: bool = True,
+    mc_dropout: bool = False,
+    seed: int | None = None,
+    batch_size: int | None = None,
+    record: bool = True,
+) -> dict[str, Any]:
+    """Evaluate a trained run directory and (with ``record``) append the result to its
+    metrics.jsonl (keys ``eval/<name>`` at the run's step) and merge it into summary.json."""
+    from pathlib import Path
+
+    from ..api import load_run
+
+    run = load_run(run_dir)
+    cfg = run.config
+    data = None
+    if reference_split is not None and reference_split != cfg.data.split:
+        from ..config import build_config
+        from ..data.base import build_data
+
+        tree = cfg.to_dict()
+        tree["data"]["split"] = reference_split
+        data = build_data(build_config(tree))
+    results = evaluate_metrics(names, run, cfg, data=data, n=n, n_ref=n_ref, use_ema=use_ema,
+                               mc_dropout=mc_dropout, seed=seed, batch_size=batch_size)
+    if record:
+        record_results(Path(run_dir), run.step, results)
+    return results
+
+
+def record_results(run_dir: Any, step: int, results: dict[str, Any]) -> None:
+    """Append ``{"step", "eval/<name>": ...}`` to metrics.jsonl; merge into summary.json atomically."""
+    import json
+    import os
+    from pathlib import Path
+
+    run_dir = Path(run_dir)
+    line = {"step": step, **{f"eval/{k}": v for k, v in results.items()}}
+    with open(run_dir / "metrics.jsonl", "a") as fh:
+        fh.write(json.dumps(line) + "\n")
+    summary_path = run_dir / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {"step": step}
+    summary.setdefault("metrics", {}).update(results)
+    tmp = summary_path.with_name(summary_path.name + ".tmp")
+    tmp.write_text(json.dumps(summary, indent=2))
+    os.replace(tmp, summary_path)
