@@ -356,3 +356,23 @@ def test_state_round_trips_through_a_checkpoint(rule_name):
     assert rule.state_dict()["steps"] == 3
     run(resumed, rule, range(3, 6))
     assert torch.equal(flatten(resumed.parameters()), flatten(straight.parameters()))
+
+
+@pytest.mark.parametrize("rule_name,obj_name", [("acgd", "wgan"), ("gacgd", "ns")])
+def test_trainer_resume_equals_uninterrupted_run(tmp_path, rule_name, obj_name):
+    from occamgan import api
+
+    common = [
+        f"train.update={rule_name}", f"objective.name={obj_name}", "objective.clip=1e9",
+        "train.batch_size=32", "train.checkpoint_every=2", "model.width=16", "model.depth=1",
+        "eval.n_samples=200", "eval.w2_samples=50",
+    ]
+    api.train(None, overrides=common + ["train.steps=4"], out=tmp_path / "straight", progress=False)
+    api.train(None, overrides=common + ["train.steps=2"], out=tmp_path / "resumed", progress=False)
+    api.train(None, overrides=["train.steps=4"], out=tmp_path / "resumed", resume=True, progress=False)
+    load = lambda run: torch.load(tmp_path / run / "checkpoints" / "last.pt", weights_only=True)  # noqa: E731
+    a, b = load("straight"), load("resumed")
+    for part in ("generator", "discriminator"):
+        assert all(torch.equal(a[part][k], b[part][k]) for k in a[part])
+    assert a["rule"]["steps"] == b["rule"]["steps"] == 4
+    assert torch.equal(a["rule"]["sq_avg_g"], b["rule"]["sq_avg_g"])
