@@ -191,3 +191,30 @@ def sharpness_of_experiment(exp: Any, players: Sequence[str] = ("g",), k: int | 
         seed=cfg.seed + SHARPNESS_SEED_OFFSET, players=players,
         generator=exp.ema.generator if use_ema else None,
     )
+
+
+def sharpness_of_run(run_dir: Any, players: Sequence[str] = ("g",), k: int | None = None,
+                     n_batches: int | None = None, use_ema: bool | None = None,
+                     record: bool = True) -> dict[str, Any]:
+    """Sharpness of a trained run directory (what ``occamgan sharpness`` prints). Defaults come
+    from the run's config (``eval.sharpness_k``, ``eval.sharpness_batches``, ``eval.use_ema``);
+    with ``record`` the values are appended to metrics.jsonl and merged into summary.json."""
+    from ..api import load_run
+    from ..errors import ConfigError
+
+    run = load_run(run_dir)
+    game = run.experiment.game
+    for player in players:
+        if player not in PLAYERS:
+            raise ConfigError(f"--player must be g, d or both (got {player!r})")
+        if player == "d" and not game.has_discriminator:
+            raise ConfigError(f"--player d: objective {run.config.objective.name!r} has no discriminator")
+        n_params = sum(p.numel() for p in (game.generator.parameters() if player == "g" else game.discriminator_parameters()))
+        if k is not None and k > n_params:
+            raise ConfigError(f"--k {k} exceeds the {n_params} parameters of player {player}")
+    results = sharpness_of_experiment(run.experiment, players, k=k, n_batches=n_batches, use_ema=use_ema)
+    if record:
+        from ..metrics.image_eval import record_results
+
+        record_results(run.run_dir, run.step, results)
+    return results

@@ -1,0 +1,65 @@
+"""Sharpness of trained runs: the end-of-run metric (eval.sharpness) and `occamgan sharpness`."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+import occamgan
+from occamgan.cli import app
+from occamgan.commands import sharpness as _registers_command  # noqa: F401
+from occamgan.diagnostics.hessian import sharpness_of_run
+
+
+@pytest.fixture(scope="module")
+def mmd_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "gauss"
+    overrides = ["data.name=gaussian", "objective.name=mmd", "model.depth=1", "model.width=8",
+                 "model.latent_dim=1", "train.steps=20", "train.batch_size=50", "eval.n_samples=500",
+                 "eval.sharpness=true", "eval.sharpness_k=2", "eval.sharpness_batches=2",
+                 "train.checkpoint_every=20", "train.ema_decay=0.9"]
+    return occamgan.train(None, overrides=overrides, out=out, progress=False)
+
+
+def test_end_of_run_metric_is_in_the_summary_and_reproducible(mmd_run):
+    metrics = mmd_run.metrics
+    assert metrics["top_eigenvalue"] == metrics["top_eigenvalues"][0]
+    assert metrics["top_eigenvalues"][0] >= metrics["top_eigenvalues"][1]
+    # MMD^2 is measured at a trained (near-)minimum of a smooth loss: positive curvature
+    assert metrics["top_eigenvalue"] > 0
+    # the restored run measures the same value (EMA generator, same seeded batches)
+    again = sharpness_of_run(mmd_run.run_dir, record=False)
+    assert again["top_eigenvalues"] == pytest.approx(metrics["top_eigenvalues"], rel=1e-6)
+    raw = sharpness_of_run(mmd_run.run_dir, use_ema=False, record=False)
+    assert raw["top_eigenvalue"] != pytest.approx(metrics["top_eigenvalue"], rel=1e-6)
+
+
+def test_command_prints_and_records(mmd_run):
+    runner = CliRunner()
+    result = runner.invoke(app, ["sharpness", str(mmd_run.run_dir), "-k", "3", "--batches", "1"])
+    assert result.exit_code == 0, result.output
+    lines = dict(line.split(None, 1) for line in result.output.strip().splitlines())
+    values = [float(v) for v in lines["top_eigenvalues"].split(",")]
+    assert len(values) == 3 and values == sorted(values, reverse=True)
+    assert float(lines["top_eigenvalue"]) == pytest.approx(values[0], rel=1e-5)
+    summary = json.loads((mmd_run.run_dir / "summary.json").read_text())
+    assert summary["metrics"]["top_eigenvalues"] == pytest.approx(values, rel=1e-5)
+    last = json.loads((mmd_run.run_dir / "metrics.jsonl").read_text().strip().splitlines()[-1])
+    assert last["eval/top_eigenvalue"] == pytest.approx(values[0], rel=1e-5)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--player", "d"], "has no discriminator"),
+    (["--player", "x"], "--player must be"),
+    (["-k", "100000"], "exceeds"),
+])
+def test_user_errors_are_one_line(mmd_run, args, message):
+    result = CliRunner().invoke(app, ["sharpness", str(mmd_run.run_dir), "--no-record", *args])
+    assert result.exit_code == 2
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_not_a_run_directory(tmp_path):
+    result = CliRunner().invoke(app, ["sharpness", str(tmp_path)])
+    assert result.exit_code == 2 and "not a run directory" in result.output
