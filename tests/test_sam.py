@@ -212,3 +212,42 @@ def test_running_stats_frozen_only_inside_the_block():
     with running_stats_frozen():
         model(x)  # eval mode: nothing to freeze, nothing changes
     assert int(model[1].num_batches_tracked) == 1
+
+
+# ---------------------------------------------------------------- inside the training loop
+@pytest.mark.parametrize("players, wrapped", [("both", (True, True)), ("g", (True, False)), ("d", (False, True))])
+def test_alternating_rule_wraps_the_chosen_players(players, wrapped):
+    from occamgan.build import build_experiment
+    from occamgan.config import build_config
+    from occamgan.data.base import BatchSampler
+
+    torch.set_default_dtype(torch.float32)
+    cfg = build_config({}, ["data.n_samples=256", "train.batch_size=32", "model.width=8", "train.sam_rho=0.5",
+                            f"train.sam_players={players}", "train.sam_adaptive=true"])
+    exp = build_experiment(cfg)
+    rule = exp.rule
+    assert (isinstance(rule.opt_g, SAM), isinstance(rule.opt_d, SAM)) == wrapped
+    calls = {"g": 0, "d": 0}
+    loss_g, loss_d = exp.game.generator_loss, exp.game.discriminator_loss
+    exp.game.generator_loss = lambda *a, **k: (calls.__setitem__("g", calls["g"] + 1), loss_g(*a, **k))[1]
+    exp.game.discriminator_loss = lambda *a, **k: (calls.__setitem__("d", calls["d"] + 1), loss_d(*a, **k))[1]
+    rule.step(exp.game, BatchSampler(exp.data.data, 32, 0).next)
+    # two loss (and gradient) evaluations for a SAM player, one for a plain Adam player
+    assert (calls["g"], calls["d"]) == (1 + wrapped[0], 1 + wrapped[1])
+
+
+def test_sam_runs_resume_exactly(tmp_path, tiny_overrides):
+    import occamgan
+    from occamgan.train.checkpoint import load_checkpoint
+
+    torch.set_default_dtype(torch.float32)
+    ov = tiny_overrides + ["train.sam_rho=0.3", "train.sam_adaptive=true", "train.warmup_steps=5"]
+    occamgan.train(overrides=ov + ["train.steps=30"], out=tmp_path / "full", progress=False)
+    occamgan.train(overrides=ov + ["train.steps=20"], out=tmp_path / "part", progress=False)
+    occamgan.train(overrides=["train.steps=30"], out=tmp_path / "part", resume=True, progress=False)
+    a = load_checkpoint(tmp_path / "full" / "checkpoints" / "last.pt")
+    b = load_checkpoint(tmp_path / "part" / "checkpoints" / "last.pt")
+    assert a["rule"]["opt_g"]["param_groups"][0]["rho"] == 0.3
+    for part in ("generator", "discriminator"):
+        for key in a[part]:
+            assert torch.equal(a[part][key], b[part][key]), f"{part}.{key}"
