@@ -1,0 +1,115 @@
+"""Checkpoints: exact resume on CPU, atomic writes, refusal of foreign or corrupt files."""
+import json
+
+import pytest
+import torch
+
+import occamgan
+from occamgan.errors import CheckpointError, RunDirError
+from occamgan.train import trainer as trainer_mod
+from occamgan.train.checkpoint import load_checkpoint, save_checkpoint
+
+
+def params(run_dir):
+    state = load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    return state
+
+
+def assert_same_state(a, b):
+    for part in ["generator", "discriminator", "ema"]:
+        assert a[part].keys() == b[part].keys()
+        for k in a[part]:
+            assert torch.equal(a[part][k], b[part][k]), f"{part}.{k} differs"
+    assert a["step"] == b["step"]
+
+
+@pytest.mark.parametrize("extra", [[], ["objective.name=wgan_gp", "train.n_critic=2", "regularizers.sigma=0.1"],
+                                   ["objective.name=rgan", "train.warmup_steps=8", "train.ema_start=5"]])
+def test_resume_equals_uninterrupted(tmp_path, tiny_overrides, extra):
+    ov = tiny_overrides + extra
+    full = occamgan.train(overrides=ov + ["train.steps=30"], out=tmp_path / "full", progress=False)
+    occamgan.train(overrides=ov + ["train.steps=20"], out=tmp_path / "part", progress=False)
+    resumed = occamgan.train(overrides=["train.steps=30"], out=tmp_path / "part", resume=True, progress=False)
+    assert_same_state(params(tmp_path / "full"), params(tmp_path / "part"))
+    assert resumed.metrics == full.metrics
+
+
+def test_killed_run_resumes_from_last_checkpoint(tmp_path, tiny_overrides, monkeypatch):
+    ov = tiny_overrides + ["train.steps=30", "train.checkpoint_every=10", "train.log_every=1"]
+    occamgan.train(overrides=ov, out=tmp_path / "full", progress=False)
+
+    original = trainer_mod.Trainer._guard
+
+    def crash(self, stats):
+        if self.step == 25:
+            raise KeyboardInterrupt  # killed between checkpoints
+        original(self, stats)
+
+    monkeypatch.setattr(trainer_mod.Trainer, "_guard", crash)
+    with pytest.raises(KeyboardInterrupt):
+        occamgan.train(overrides=ov, out=tmp_path / "killed", progress=False)
+    monkeypatch.setattr(trainer_mod.Trainer, "_guard", original)
+    assert load_checkpoint(tmp_path / "killed" / "checkpoints" / "last.pt")["step"] == 20
+    occamgan.train(out=tmp_path / "killed", resume=True, progress=False)
+    assert_same_state(params(tmp_path / "full"), params(tmp_path / "killed"))
+    steps = [json.loads(l)["step"] for l in (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 31))
+
+
+def test_checkpoint_of_another_game_is_refused(tmp_path, tiny_overrides):
+    occamgan.train(overrides=tiny_overrides, out=tmp_path / "r", progress=False)
+    with pytest.raises(CheckpointError, match="different game: model"):
+        occamgan.train(overrides=tiny_overrides + ["model.width=8"], out=tmp_path / "r", resume=True, progress=False,
+                       config={})
+    with pytest.raises(CheckpointError, match="different game: objective"):
+        occamgan.train({"objective": {"name": "hinge"}}, overrides=tiny_overrides, out=tmp_path / "r", resume=True,
+                       progress=False)
+
+
+def test_corrupt_and_foreign_checkpoints(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="cannot be read"):
+        load_checkpoint(bad)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(2)}, foreign)
+    with pytest.raises(CheckpointError, match="not an occamgan checkpoint"):
+        load_checkpoint(foreign)
+
+
+def test_loading_refuses_pickled_objects(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    path = tmp_path / "evil.pt"
+    torch.save({"format": 1, "x": Evil()}, path)
+    with pytest.raises(CheckpointError):
+        load_checkpoint(path)
+
+
+def test_atomic_write_keeps_old_file_on_failure(tmp_path, monkeypatch):
+    path = tmp_path / "c.pt"
+    save_checkpoint(path, {"step": 1})
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", boom)
+    with pytest.raises(OSError):
+        save_checkpoint(path, {"step": 2})
+    assert load_checkpoint(path)["step"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]
+
+
+def test_existing_run_dir_is_never_overwritten(tmp_path, tiny_overrides):
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "precious.txt").write_text("keep")
+    with pytest.raises(RunDirError, match="exists"):
+        occamgan.train(overrides=tiny_overrides, out=out, progress=False)
+    assert (out / "precious.txt").read_text() == "keep"
+    with pytest.raises(RunDirError, match="cannot resume"):
+        occamgan.train(overrides=tiny_overrides, out=out, resume=True, progress=False)
+    occamgan.train(overrides=tiny_overrides, out=out, overwrite=True, progress=False)
+    assert not (out / "precious.txt").exists() and (out / "summary.json").exists()
