@@ -257,7 +257,8 @@ def _ns_f2(u: Tensor) -> Tensor:
 
 register_divergence(FDivergence(
     "ns", _ns_f, _ns_f_prime, _ns_f2,
-    activation=lambda v: _ns_f_prime(torch.exp(v)),
+    # f'(e^v) written so that no inf - inf appears for very negative v (the limit is -inf)
+    activation=lambda v: F.softplus(-v) - torch.exp(-v) + 1 - LOG2,
     conjugate=lambda t: numeric_conjugate(_ns_f, _ns_f_prime, _ns_f2, t),
     conjugate_of_activation=lambda v: LOG2 - F.softplus(-v),
     formula="(1 + u) log(1 + 1/u) - log 4 + (1 - log 2)(u - 1)",
