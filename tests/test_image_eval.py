@@ -108,3 +108,9 @@ def test_toy_data_and_missing_reference_are_errors(env):
         evaluate_metrics([f"fid_{NET}"], torch.zeros(10, 1, 8, 8), data=toy)
     with pytest.raises(ConfigError, match="reference images"):
         evaluate_metrics([f"fid_{NET}"], torch.zeros(10, 1, 8, 8))
+
+
+def test_too_few_images_for_knn_balls_is_an_error(env):
+    train = digits("train")
+    with pytest.raises(ConfigError, match="at least 6"):
+        evaluate_metrics([f"dc_{NET}"], train.data[:5], data=train)

@@ -212,6 +212,15 @@ def protocol_record(extractor_protocol: dict[str, Any], ref: Reference, n_fake: 
     return record
 
 
+def check_counts(groups: dict[str, list[ImageMetric]], n_fake: int, n_real: int, settings: EvalSettings) -> None:
+    """Enough images for every requested metric: 2 for a covariance, k + 1 for k-NN balls."""
+    kinds = {m.kind for ms in groups.values() for m in ms}
+    need = max([2] + [settings.pr_k + 1 for _ in kinds & {"pr"}] + [settings.dc_k + 1 for _ in kinds & {"dc"}])
+    if min(n_fake, n_real) < need:
+        raise ConfigError(f"{', '.join(sorted(kinds))} need at least {need} generated and reference images "
+                          f"(got {n_fake} and {n_real})")
+
+
 def evaluate_metrics(
     names: Sequence[str],
     source: Any,
@@ -246,7 +255,8 @@ def evaluate_metrics(
     if data.kind != "image":
         raise ConfigError(f"image metrics ({', '.join(names)}) need an image data set, not {data.name!r}")
     n_fake = settings.n if stream.available is None else min(settings.n, stream.available)
-    n_real = settings.n_ref if settings.n_ref is not None else n_fake
+    n_real = min(settings.n_ref if settings.n_ref is not None else n_fake, len(data))
+    check_counts(groups, n_fake, n_real, settings)
     device = torch.device(device) if device is not None else source_device
     eval_cfg = cfg.eval if cfg is not None else None
     out: dict[str, Any] = {}
