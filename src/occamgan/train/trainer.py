@@ -13,7 +13,6 @@ import torch
 from torch import Tensor
 
 from ..build import Experiment
-from ..data.base import BatchSampler
 from ..errors import TrainingError
 from .checkpoint import check_signature, game_signature, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .logging import JsonlLog, Progress, TensorBoardLog, to_float
@@ -33,8 +32,8 @@ class Trainer:
         self.cfg = exp.cfg
         self.evaluate = evaluate
         self.progress_enabled = progress
-        self.sampler = BatchSampler(exp.data.data, self.cfg.train.batch_size,
-                                    self.cfg.seed + BATCH_SEED_OFFSET, exp.device)
+        self.sampler = exp.data.batch_sampler(self.cfg.train.batch_size, self.cfg.seed + BATCH_SEED_OFFSET,
+                                              exp.device)
         self.step = 0
 
     @property
