@@ -143,3 +143,28 @@ def test_dense_fallback_for_tiny_problems():
     loss = x[0] ** 2 * 1.5 + x[0] * x[1] + 2 * x[1] ** 2  # H = [[3, 1], [1, 4]]
     expected = sorted(np.linalg.eigvalsh(np.array([[3.0, 1.0], [1.0, 4.0]])).tolist(), reverse=True)
     np.testing.assert_allclose(top_hessian_eigenvalues(loss, [x], k=2), expected, rtol=1e-12)
+
+
+def test_top_of_the_mean_hessian_matches_dense_and_bounds_the_mean_of_tops():
+    game = tiny_game("mmd")
+    b1, b2 = batch(1), batch(2)
+    got = top_eigenvalues(game, [b1, b2], k=2, seed=4, reduce="hessian")
+    z1, z2 = latents(game, 16, 4), latents(game, 16, 5)
+    loss = lambda gen: 0.5 * (game.objective_generator_loss(b1, gen(z1)) + game.objective_generator_loss(b2, gen(z2)))  # noqa: E731
+    np.testing.assert_allclose(got, dense_top(game.generator, loss, 2), rtol=1e-6, atol=1e-9)
+    # lambda_max is convex: the mean of per-batch tops is at least the top of the mean
+    tops = top_eigenvalues(game, [b1, b2], k=1, seed=4, reduce="eigenvalues")
+    assert tops[0] >= got[0] - 1e-9
+    with pytest.raises(ValueError, match="reduce"):
+        top_eigenvalues(game, [b1], reduce="max")
+
+
+def test_data_batches_are_epochs_without_replacement():
+    data = torch.arange(200.0).view(200, 1)
+    batches = data_batches(data, 50, 4, seed=0)
+    assert [len(b) for b in batches] == [50] * 4
+    assert sorted(torch.cat(batches).flatten().tolist()) == list(range(200))  # the set, once
+    more = data_batches(data, 50, 6, seed=0)
+    assert all(torch.equal(a, b) for a, b in zip(batches, more))
+    assert len(torch.cat(more[4:]).unique()) == 100
+    assert [len(b) for b in data_batches(data[:30], 50, 2, seed=0)] == [30, 30]

@@ -53,6 +53,7 @@ def test_command_prints_and_records(mmd_run):
     (["--player", "d"], "has no discriminator"),
     (["--player", "x"], "--player must be"),
     (["-k", "100000"], "exceeds"),
+    (["--reduce", "max"], "--reduce must be"),
 ])
 def test_user_errors_are_one_line(mmd_run, args, message):
     result = CliRunner().invoke(app, ["sharpness", str(mmd_run.run_dir), "--no-record", *args])
@@ -63,3 +64,13 @@ def test_user_errors_are_one_line(mmd_run, args, message):
 def test_not_a_run_directory(tmp_path):
     result = CliRunner().invoke(app, ["sharpness", str(tmp_path)])
     assert result.exit_code == 2 and "not a run directory" in result.output
+
+
+def test_reduce_over_batches(mmd_run):
+    per_batch = sharpness_of_run(mmd_run.run_dir, k=1, n_batches=2, record=False)
+    mean_hessian = sharpness_of_run(mmd_run.run_dir, k=1, n_batches=2, reduce="hessian", record=False)
+    assert 0 < mean_hessian["top_eigenvalue"] <= per_batch["top_eigenvalue"] + 1e-9
+    result = CliRunner().invoke(app, ["sharpness", str(mmd_run.run_dir), "--no-record", "-k", "1",
+                                      "--batches", "2", "--reduce", "hessian"])
+    assert result.exit_code == 0, result.output
+    assert float(result.output.split()[1]) == pytest.approx(mean_hessian["top_eigenvalue"], rel=1e-5)

@@ -166,6 +166,9 @@ class EvalConfig(Section):
     sharpness: bool = False
     sharpness_k: int = Field(1, ge=1)
     sharpness_batches: int = Field(4, ge=1)
+    #: over batches: mean of per-batch top eigenvalues, or top eigenvalues of the mean Hessian
+    #: (the paper's script for the Gaussian experiment)
+    sharpness_reduce: Literal["eigenvalues", "hessian"] = "eigenvalues"
     #: TorchScript FID Inception file; None -> $OCCAMGAN_INCEPTION, then the cache directory
     inception_path: str | None = None
     #: evaluate the EMA generator (True) or the raw one
