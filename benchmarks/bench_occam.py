@@ -17,7 +17,7 @@ Contestants are interleaved step by step, so background load hits them alike; ea
 median over the timed repetitions (after untimed warm-up). One thread by default (the machine is
 shared); pass ``--threads 2`` to use both cores.
 
-    python benchmarks/bench_occam.py                 # ~1-2 min
+    python benchmarks/bench_occam.py                 # ~3 min on a busy machine
     python benchmarks/bench_occam.py --reps 50       # quicker, noisier
 """
 from __future__ import annotations
