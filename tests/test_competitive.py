@@ -278,7 +278,21 @@ def test_float32_step_reports_solver_statistics():
         stats = rule.step(game, lambda: real)
         assert stats["solver_converged"] == 1.0 and stats["solver_residual"] <= 1e-5
     assert {"loss_d", "loss_g", "solver_iters", "grad_evals", "lr_g", "lr_d"} <= set(stats)
-    assert stats["grad_evals"] == 1 + 2 * (stats["solver_iters"] + 1) + 2  # warm start costs a product
+    assert stats["grad_evals"] == 1 + 2 * stats["solver_iters"] + 2
+
+
+@pytest.mark.usefixtures("float64")
+@pytest.mark.parametrize("rule_name,obj_name", [("acgd", "minimax"), ("gacgd", "ns")])
+def test_warm_start_changes_cost_not_result(rule_name, obj_name):
+    real = [fixed_batch(seed=s) for s in range(3)]
+    runs = {}
+    for warm in (False, True):
+        game = small_game(obj_name)
+        rule = UPDATE_RULES.get(rule_name)(game, train_cfg(cg_tol=1e-26, cgd_warm_start=warm))
+        evals = [rule.step(game, lambda: real[i])["grad_evals"] for i in range(3)]
+        runs[warm] = (flatten(game.parameters()), evals)
+    assert torch.allclose(runs[True][0], runs[False][0], rtol=0, atol=1e-10)
+    assert runs[True][1][0] == runs[False][1][0]  # no previous step yet: the same cold solve
 
 
 # ------------------------------------------------------------------------ checks and errors

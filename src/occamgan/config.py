@@ -140,6 +140,9 @@ class TrainConfig(Section):
     gmres_restart: int = Field(10, ge=1)
     #: whose linear system is solved (the other's step costs one more product): alternate, g, d
     cgd_solve: Literal["alternate", "g", "d"] = "alternate"
+    #: start each solve from the player's previous step (off: on toy GANs it saved no
+    #: iterations and cost two products per step; benchmarks/bench_competitive.py)
+    cgd_warm_start: bool = False
     acgd_beta: float = Field(0.99, gt=0, lt=1)
     acgd_eps: float = Field(1e-8, gt=0)
     #: mixed precision (autocast) on CUDA where it is safe; ignored on the CPU

@@ -26,11 +26,13 @@ and symmetrically for y. The other player's step then follows from (1) with one 
   of the ICR paper, per parameter: v = beta v + (1 - beta) g^2 of the player's own gradient,
   E = lr sqrt(1 - beta^t) / (sqrt(v) + eps). The linear warm-up of ``train.warmup_steps`` scales lr.
 
-Which player's system (2) is solved alternates between steps (``train.cgd_solve``); the solver
-starts from the previous step of that player (warm start, in the symmetrised variable). Cost per
-step: two or three gradient passes, 2 products per solver iteration, and one product each for
-the right-hand side, a warm start's residual and the other player's step (about 2k + 5 backward
-passes for k iterations, vs 2 for an alternating Adam step).
+Which player's system (2) is solved alternates between steps (``train.cgd_solve``). With
+``train.cgd_warm_start`` the solver starts from the previous step of that player (in the
+symmetrised variable, residual b - A x0); off by default, since on stochastic toy GANs it saved
+no iterations and costs two products (BENCHMARKS.md). Cost per step: one (two for general sum)
+gradient passes with graph, 2 products per solver iteration, one product each for the
+right-hand side and the other player's step (+2 for a warm start): about 2k + 3 backward passes
+for k iterations, vs 2 for an alternating Adam step.
 """
 from __future__ import annotations
 
@@ -105,8 +107,6 @@ class CompetitiveRule(UpdateRule):
     name = "competitive"
     adaptive = False
     general_sum = False
-    #: start each solve from the player's previous step (benchmarks switch it off to compare)
-    warm_start = True
 
     def __init__(self, game: Game, cfg: Any):
         self._check_game(game)
@@ -115,7 +115,7 @@ class CompetitiveRule(UpdateRule):
         # the config holds squared tolerances (reference convention); the solvers take norms
         self.rtol, self.atol = math.sqrt(cfg.cg_tol), math.sqrt(cfg.cg_atol)
         self.max_iter, self.restart = cfg.cg_max_iter, cfg.gmres_restart
-        self.solve = cfg.cgd_solve
+        self.solve, self.warm_start = cfg.cgd_solve, cfg.cgd_warm_start
         self.beta, self.eps = cfg.acgd_beta, cfg.acgd_eps
         self.steps = 0
         self.sq_avg: dict[str, Tensor | None] = {"g": None, "d": None}
