@@ -166,3 +166,13 @@ def test_regularisers_and_strategies_work_with_batchnorm_dcgan(extra):
     out = one_step("wgan_div", **extra)
     assert out["moved"]
     assert all(torch.isfinite(torch.as_tensor(v)).all() for k, v in out["stats"].items() if k.startswith("loss"))
+
+
+@pytest.mark.parametrize("rule", sorted(__import__("occamgan.plugins", fromlist=["UPDATE_RULES"]).UPDATE_RULES.names()))
+def test_every_update_rule_takes_a_step_with_batchnorm_dcgan(rule):
+    from occamgan.plugins import UPDATE_RULES
+
+    zero_sum = getattr(UPDATE_RULES.get(rule), "requires_zero_sum", False)
+    out = one_step("wgan" if zero_sum else "ns", train={"update": rule, "n_critic": 1, "cg_max_iter": 5})
+    assert out["moved"]
+    assert all(torch.isfinite(torch.as_tensor(v)).all() for k, v in out["stats"].items() if k.startswith("loss"))
