@@ -56,7 +56,8 @@ class Alternating(UpdateRule):
             else:
                 with torch.no_grad():
                     fake_d = game.generate(z)
-            stats["loss_d"] = descend(self.opt_d, lambda: game.discriminator_loss(real, fake_d))
+            # z lets MC-dropout passes redraw generator masks (n_mcd > 1)
+            stats["loss_d"] = descend(self.opt_d, lambda: game.discriminator_loss(real, fake_d, z))
             game.objective.after_discriminator_step(game.discriminator)
         return real, z, fake
 
@@ -65,7 +66,7 @@ class Alternating(UpdateRule):
 
         def loss() -> Tensor:
             # first evaluation reuses the critic step's fakes; SAM's second pass regenerates
-            return game.generator_loss(real, pending.pop() if pending else game.generate(z))
+            return game.generator_loss(real, pending.pop() if pending else game.generate(z), z)
 
         with game.frozen_discriminator():
             return descend(self.opt_g, loss)
