@@ -1,0 +1,215 @@
+"""MNIST at CPU size: baseline vs the Occam strategies (docs/experiments/mnist.md).
+
+Trains DCGAN-32 (MNIST resized 28 -> 32, bilinear) with WGAN-div and/or RGAN under five settings
+and scores every run with domain-feature FID/KID (the LeNet classifier of
+``occamgan features train --data mnist``) and, optionally, Inception FID, on generated samples of
+the EMA generator (MC-dropout runs are sampled with dropout active, as the method prescribes).
+
+    python docs/experiments/mnist.py run --objectives rgan --seeds 0 1 2 --jobs 2
+    python docs/experiments/mnist.py report          # table + figure from the finished runs
+
+Runs go to sweeps/mnist/<objective>/<strategy>/s<seed>/ (git-ignored); a finished run (one with
+scores.json) is skipped, so the command can be re-run after an interruption.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "src"))
+OUT = ROOT / "sweeps" / "mnist"
+MNIST = os.environ.get("OCCAMGAN_DATA", str(ROOT.parent / "shared" / "data" / "mnist"))
+SEEDS = [29835, 28347, 192377, 30498, 123817]  # the paper's first seeds
+
+#: strategy -> config overrides on top of the base setup (methods.md section 3)
+STRATEGIES: dict[str, dict] = {
+    "baseline": {},
+    "relaxation": {"regularizers": {"sigma": 0.1}},
+    "asam": {"train": {"sam_rho": 0.5, "sam_adaptive": True, "sam_players": "both"}},
+    "mc_dropout": {"model": {"dropout": 0.2}, "train": {"n_mcd": 2}},
+    "grad_reg": {"regularizers": {"grad_reg": 0.01}},
+}
+
+
+def base_config(objective: str, steps: int, width: int, seed: int) -> dict:
+    n_critic = 5 if objective == "wgan_div" else 1
+    return {
+        "seed": seed,
+        "data": {"name": "mnist", "root": MNIST, "image_size": 32, "channels": 1},
+        "model": {"name": "dcgan", "latent_dim": 100, "ngf": width, "ndf": width},
+        "objective": {"name": objective},
+        "train": {"steps": steps, "batch_size": 64, "n_critic": n_critic, "lr_g": 2e-4, "lr_d": 2e-4,
+                  "betas": [0.5, 0.999], "warmup_steps": max(1, steps // 25), "ema_start": steps // 5,
+                  "log_every": 50, "checkpoint_every": max(1, steps // 4), "device": "cpu"},
+        "eval": {"n_samples": 64},
+    }
+
+
+def merge(tree: dict, extra: dict) -> dict:
+    out = json.loads(json.dumps(tree))
+    for section, values in extra.items():
+        out.setdefault(section, {}).update(values)
+    return out
+
+
+def run_one(objective: str, strategy: str, seed: int, args: argparse.Namespace) -> None:
+    """Train (or resume) one run, then score it; writes scores.json last."""
+    import torch
+
+    from occamgan import api
+    from occamgan.metrics.image_eval import evaluate_run
+
+    torch.set_num_threads(1)
+    run_dir = OUT / objective / strategy / f"s{seed}"
+    cfg = merge(base_config(objective, args.steps, args.width, seed), STRATEGIES[strategy])
+    start = time.perf_counter()
+    resume = (run_dir / "checkpoints" / "last.pt").is_file()
+    result = api.train(cfg, out=run_dir, resume=resume, overwrite=not resume, progress=False)
+    train_seconds = time.perf_counter() - start
+    mc = strategy == "mc_dropout"
+    scores = {"objective": objective, "strategy": strategy, "seed": seed, "train_seconds": train_seconds,
+              "steps_per_second": result.summary.get("steps_per_second"), "mc_dropout_sampling": mc}
+    lenet = evaluate_run(run_dir, ["fid_lenet", "kid_lenet"], n=args.n_eval, n_ref=args.n_eval,
+                         reference_split="test", mc_dropout=mc, record=True)
+    scores.update({k: v for k, v in lenet.items() if not k.startswith("protocol")})
+    if args.inception:
+        inc = evaluate_run(run_dir, ["fid"], n=args.n_eval, n_ref=args.n_eval, reference_split="test",
+                           mc_dropout=mc, record=True)
+        scores.update({k: v for k, v in inc.items() if not k.startswith("protocol")})
+    scores["protocol"] = {k: v for k, v in lenet.items() if k.startswith("protocol")}
+    (run_dir / "scores.json").write_text(json.dumps(scores, indent=2))
+    print(json.dumps({k: v for k, v in scores.items() if k != "protocol"}), flush=True)
+
+
+def jobs(args: argparse.Namespace) -> list[tuple[str, str, int]]:
+    todo = []
+    for seed in args.seeds:
+        for objective in args.objectives:
+            for strategy in args.strategies:
+                if not (OUT / objective / strategy / f"s{SEEDS[seed]}" / "scores.json").is_file():
+                    todo.append((objective, strategy, SEEDS[seed]))
+    return todo
+
+
+def run_all(args: argparse.Namespace) -> None:
+    """Run the missing jobs, ``--jobs`` processes at a time (one thread each)."""
+    todo, running = jobs(args), []
+    while todo or running:
+        while todo and len(running) < args.jobs:
+            objective, strategy, seed = todo.pop(0)
+            log = OUT / "logs" / f"{objective}-{strategy}-s{seed}.log"
+            log.parent.mkdir(parents=True, exist_ok=True)
+            cmd = [sys.executable, __file__, "one", objective, strategy, str(seed), "--steps", str(args.steps),
+                   "--width", str(args.width), "--n-eval", str(args.n_eval)] + (["--inception"] if args.inception else [])
+            env = dict(os.environ, OMP_NUM_THREADS="1")
+            running.append((subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, env=env), log))
+        time.sleep(5)
+        for proc, log in list(running):
+            if proc.poll() is not None:
+                running.remove((proc, log))
+                print(f"{'done' if proc.returncode == 0 else 'FAILED'}: {log.name}", flush=True)
+
+
+# ------------------------------------------------------------------------------------------ report
+def load_scores() -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(OUT.glob("*/*/s*/scores.json"))]
+
+
+def mean_sd(values: list[float]) -> str:
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.3g}"
+    return f"{statistics.mean(values):.3g} ± {statistics.stdev(values):.2g}"
+
+
+def report(args: argparse.Namespace) -> None:
+    scores = load_scores()
+    metrics = ["fid_lenet", "kid_lenet", "fid"]
+    rows = ["| objective | strategy | seeds | " + " | ".join(metrics) + " | s / run |",
+            "|---" * (len(metrics) + 4) + "|"]
+    for objective in sorted({s["objective"] for s in scores}):
+        for strategy in STRATEGIES:
+            group = [s for s in scores if s["objective"] == objective and s["strategy"] == strategy]
+            if not group:
+                continue
+            cells = [mean_sd([s[m] for s in group if m in s]) for m in metrics]
+            secs = statistics.mean(s["train_seconds"] for s in group)
+            rows.append(f"| {objective} | {strategy} | {len(group)} | " + " | ".join(cells) + f" | {secs:.0f} |")
+    table = "\n".join(rows)
+    print(table)
+    (OUT / "table.md").write_text(table + "\n")
+    figure(scores, Path(args.figure))
+
+
+def figure(scores: list[dict], path: Path) -> None:
+    """One sample grid per (objective, strategy): the first seed's EMA samples (MC-dropout
+    sampling for mc_dropout), 36 images each, fixed latents."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import torch
+
+    from occamgan import api
+    from occamgan.image_grid import grid_array
+
+    cells = sorted({(s["objective"], s["strategy"]) for s in scores},
+                   key=lambda c: (c[0], list(STRATEGIES).index(c[1])))
+    objectives = sorted({c[0] for c in cells})
+    ncol = len(STRATEGIES)
+    fig, axes = plt.subplots(len(objectives), ncol, figsize=(2.2 * ncol, 2.4 * len(objectives)), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for objective, strategy in cells:
+        seed = min(s["seed"] for s in scores if s["objective"] == objective and s["strategy"] == strategy)
+        run = api.load_run(OUT / objective / strategy / f"s{seed}")
+        with torch.no_grad():
+            images = run.sample(36, seed=7, mc_dropout=strategy == "mc_dropout")
+        ax = axes[objectives.index(objective), list(STRATEGIES).index(strategy)]
+        ax.imshow(grid_array(images, nrow=6)[..., 0], cmap="gray", vmin=0, vmax=255)
+        ax.set_title(f"{objective}\n{strategy}", fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    print(f"figure: {path}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    for name in ("run", "one"):
+        p = sub.add_parser(name)
+        if name == "one":
+            p.add_argument("objective")
+            p.add_argument("strategy", choices=list(STRATEGIES))
+            p.add_argument("seed", type=int)
+        else:
+            p.add_argument("--objectives", nargs="+", default=["rgan"], choices=["rgan", "wgan_div"])
+            p.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=list(STRATEGIES))
+            p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="indices into the paper's seeds")
+            p.add_argument("--jobs", type=int, default=2)
+        p.add_argument("--steps", type=int, default=1500)
+        p.add_argument("--width", type=int, default=16, help="ngf = ndf")
+        p.add_argument("--n-eval", type=int, default=2000)
+        p.add_argument("--inception", action="store_true", help="also Inception FID (~0.2 s per image on 2 cores)")
+    p = sub.add_parser("report")
+    p.add_argument("--figure", default=str(ROOT / "docs" / "experiments" / "mnist_samples.png"))
+    args = ap.parse_args()
+    if args.cmd == "one":
+        run_one(args.objective, args.strategy, args.seed, args)
+    elif args.cmd == "run":
+        run_all(args)
+    else:
+        report(args)
+
+
+if __name__ == "__main__":
+    main()
