@@ -148,3 +148,22 @@ def test_features_train_refuses_to_overwrite(tmp_path):
     with pytest.raises(FeatureNetworkError, match="--overwrite"):
         train_domain_features("digits", out=existing)
     assert existing.read_bytes() == b"keep me"
+
+
+MNIST_DIR = "/work/shared/data"
+
+
+@pytest.mark.slow
+@needs_inception
+@pytest.mark.skipif(not os.path.isdir(os.path.join(MNIST_DIR, "mnist")), reason="real MNIST not present")
+def test_inception_fid_ranks_real_digits_above_noise():
+    """~150 Inception forwards (~1 min on one core): FID(MNIST, MNIST) << FID(MNIST, noise)."""
+    from occamgan.metrics.fid import fid_from_features
+
+    torch.set_num_threads(1)
+    test = build_data(build_config({"data": {"name": "mnist", "split": "test", "root": MNIST_DIR}}))
+    extractor = load_feature_extractor("inception")
+    a, b = extractor(test.data[:50]), extractor(test.data[50:100])
+    noise = extractor(torch.rand(50, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1)
+    same, different = fid_from_features(a, b), fid_from_features(a, noise)
+    assert 0 < same < different / 3

@@ -79,8 +79,10 @@ class ImageMetric:
     def value_names(self) -> list[str]:
         return [self.suffixed(v) for v in KINDS[self.kind]]
 
-    def __call__(self, fake: Tensor, reference: Reference, settings: EvalSettings) -> dict[str, float]:
-        """Values of this metric for generated features ``fake`` against ``reference``."""
+    def __call__(self, fake: Tensor, reference: Reference, settings: EvalSettings,
+                 shared: dict[str, Any] | None = None) -> dict[str, float]:
+        """Values of this metric for generated features ``fake`` against ``reference``; ``shared``
+        memoises the k-NN pass that precision/recall and density/coverage have in common."""
         if self.kind == "fid":
             values = {"fid": fid_from_stats(FeatureStatistics().update(fake).gaussian(), reference.stats)}
         elif self.kind == "kid":
@@ -88,9 +90,10 @@ class ImageMetric:
                                                   settings.kid_subset_size, seed=settings.seed)
             values = {"kid": mean, "kid_std": std}
         else:
-            k_pr, k_dc = settings.pr_k, settings.dc_k
-            out = prdc(reference.features, fake, k_pr=k_pr, k_dc=k_dc)
-            values = {v: out[v] for v in KINDS[self.kind]}
+            shared = {} if shared is None else shared
+            if "prdc" not in shared:
+                shared["prdc"] = prdc(reference.features, fake, k_pr=settings.pr_k, k_dc=settings.dc_k)
+            values = {v: shared["prdc"][v] for v in KINDS[self.kind]}
         return {self.suffixed(k): float(v) for k, v in values.items()}
 
 
@@ -264,8 +267,9 @@ def evaluate_metrics(
         extractor = load_feature_extractor(network, eval_cfg, device)
         fake = extract_features(extractor, stream.batches(n_fake, settings.batch_size))
         ref = reference_features(data, extractor, n_real, settings.batch_size, use_cache)
+        shared: dict[str, Any] = {}
         for metric in metrics:
-            out.update(metric(fake, ref, settings))
+            out.update(metric(fake, ref, settings, shared))
         out[f"protocol_{network}"] = protocol_record(extractor.protocol, ref, len(fake), stream.label, settings, metrics)
     return out
 
