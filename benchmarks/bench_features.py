@@ -10,8 +10,9 @@ to 299 x 299 for Inception). Cases:
 - LeNet domain classifier (1 x 28 x 28 input) on 1 x 32 x 32 images; a randomly initialised one
   of the same shape is timed if no trained ``lenet`` is in the cache (same cost).
 
-Then, on random features of the Inception size (d = 2048) and n generated = n real, the time of
-FID (statistics + sqrtm), KID (100 subsets of 1000) and precision/recall/density/coverage.
+Then, on random features of the Inception size (d = 2048) and of the LeNet size (d = 128), with
+n generated = n real, the time of FID (statistics + sqrtm), KID (100 subsets of 1000) and
+precision/recall/density/coverage.
 
     python benchmarks/bench_features.py                 # ~10 min on 2 busy cores
     python benchmarks/bench_features.py --quick         # fewer batches, n = 2000 for the metrics
@@ -150,11 +151,13 @@ def main() -> None:
               f"({r['s_per_image'] * 1e3:7.2f} ms/image wall, {r['cpu_s_per_image'] * 1e3:7.2f} ms CPU), peak RSS {r['peak_mb']:6.0f} MB "
               f"(+{r['peak_increase_mb']:.0f} MB over the loaded network) [{r['note']}]", flush=True)
     n = 2000 if args.quick else 10_000
-    m = metric_costs(n, 2048, args.threads)
-    results["metrics"] = m
-    print(f"metrics on n = {n} generated and {n} real 2048-d features (wall / CPU seconds):")
-    for key in ("statistics", "fid_sqrtm", "kid_100x1000", "prdc"):
-        print(f"  {key:14s} {m[key]['wall_s']:8.2f} / {m[key]['cpu_s']:8.2f}")
+    results["metrics"] = []
+    for dim in (2048, 128):  # Inception, LeNet
+        m = metric_costs(n, dim, args.threads)
+        results["metrics"].append(m)
+        print(f"metrics on n = {n} generated and {n} real {dim}-d features (wall / CPU seconds):")
+        for key in ("statistics", "fid_sqrtm", "kid_100x1000", "prdc"):
+            print(f"  {key:14s} {m[key]['wall_s']:8.2f} / {m[key]['cpu_s']:8.2f}")
     if args.out:
         args.out.write_text(json.dumps(results, indent=2))
 
