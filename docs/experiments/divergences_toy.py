@@ -1,6 +1,7 @@
 """ring8 with every f-GAN objective, the NS objective and beyond-divergence generator losses.
 
-Reproduce (about 75 CPU-minutes on one core; runs are resumable, finished ones are skipped):
+Reproduce (about 75 CPU-minutes on one core; runs are resumable, finished ones are skipped; a
+second worker with --reverse may run alongside, runs are claimed atomically):
 
     OMP_NUM_THREADS=1 nice -n 10 python docs/experiments/divergences_toy.py --out sweeps/divergences_ring8
 
@@ -31,34 +32,51 @@ def configs() -> list[tuple[str, str, str]]:
     return rows
 
 
-def run_all(out: Path, steps: int) -> list[dict]:
+def run_all(out: Path, steps: int, reverse: bool = False) -> list[dict]:
     from occamgan.api import train
 
+    from occamgan.errors import TrainingError
+
     results = []
-    for label, objective, gen_loss in configs():
-        for seed in SEEDS:
-            run_dir = out / f"{label.replace(':', '_').replace('+', '_')}-s{seed}"
-            summary_file = run_dir / "summary.json"
-            if not summary_file.is_file():
-                cfg = {"seed": seed, "objective": {"name": objective, "generator_loss": gen_loss},
-                       "train": {"steps": steps}}
+    jobs = [(c, seed) for c in configs() for seed in SEEDS]
+    for (label, objective, gen_loss), seed in (jobs[::-1] if reverse else jobs):
+        run_dir = out / f"{label.replace(':', '_').replace('+', '_')}-s{seed}"
+        summary_file, failure_file = run_dir / "summary.json", run_dir / "diverged.txt"
+        if not summary_file.is_file() and not failure_file.is_file():
+            try:  # a second worker (--reverse) may be running this one: claim it atomically
+                (out / f"{run_dir.name}.claim").mkdir(parents=True)
+            except FileExistsError:
+                continue
+            cfg = {"seed": seed, "objective": {"name": objective, "generator_loss": gen_loss},
+                   "train": {"steps": steps}}
+            try:
                 train(cfg, out=run_dir, overwrite=True, progress=False)
-            metrics = json.loads(summary_file.read_text())["metrics"]
-            results.append({"config": label, "seed": seed, **{k: metrics[k] for k in METRICS}})
-            print(label, seed, {k: round(metrics[k], 4) for k in METRICS}, flush=True)
+            except TrainingError as exc:  # the trainer's NaN guard: a non-finite loss
+                failure_file.write_text(str(exc))
+        if failure_file.is_file():
+            results.append({"config": label, "seed": seed, "diverged": True})
+            print(label, seed, "diverged:", failure_file.read_text()[:120], flush=True)
+            continue
+        metrics = json.loads(summary_file.read_text())["metrics"]
+        results.append({"config": label, "seed": seed, "diverged": False, **{k: metrics[k] for k in METRICS}})
+        print(label, seed, {k: round(metrics[k], 4) for k in METRICS}, flush=True)
     return results
 
 
 def table(results: list[dict]) -> str:
-    lines = ["| config | " + " | ".join(METRICS) + " |", "|---" * (len(METRICS) + 1) + "|"]
+    lines = ["| config | " + " | ".join(METRICS) + " | diverged |", "|---" * (len(METRICS) + 2) + "|"]
     for label, *_ in configs():
-        rows = [r for r in results if r["config"] == label]
+        rows = [r for r in results if r["config"] == label and not r["diverged"]]
+        n_failed = sum(1 for r in results if r["config"] == label and r["diverged"])
         cells = []
         for key in METRICS:
             vals = [r[key] for r in rows]
+            if not vals:
+                cells.append("–")
+                continue
             sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
             cells.append(f"{statistics.mean(vals):.3g} ± {sd:.2g}")
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {n_failed}/{n_failed + len(rows)} |")
     return "\n".join(lines)
 
 
@@ -66,9 +84,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, default=Path("sweeps/divergences_ring8"))
     parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--reverse", action="store_true", help="run the jobs in reverse order (a second worker)")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    results = run_all(args.out, args.steps)
+    results = run_all(args.out, args.steps, args.reverse)
     (args.out / "results.json").write_text(json.dumps(results, indent=1))
     print(table(results))
 
