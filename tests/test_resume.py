@@ -113,3 +113,8 @@ def test_existing_run_dir_is_never_overwritten(tmp_path, tiny_overrides):
         occamgan.train(overrides=tiny_overrides, out=out, resume=True, progress=False)
     occamgan.train(overrides=tiny_overrides, out=out, overwrite=True, progress=False)
     assert not (out / "precious.txt").exists() and (out / "summary.json").exists()
+    a_file = tmp_path / "file"
+    a_file.write_text("keep")
+    with pytest.raises(RunDirError, match="is a file"):
+        occamgan.train(overrides=tiny_overrides, out=a_file, overwrite=True, progress=False)
+    assert a_file.read_text() == "keep"

@@ -23,7 +23,6 @@ from .build import Experiment, build_experiment
 from .config import Config, build_config, load_config
 from .errors import ConfigError, RunDirError
 from .metrics.toy import toy_metrics
-from .plots import save_samples_figure
 from .train.checkpoint import load_checkpoint
 from .train.trainer import CHECKPOINT_NAME, EVAL_SEED_OFFSET, Trainer, draw_samples
 
@@ -61,13 +60,13 @@ def default_run_dir(cfg: Config) -> Path:
 def _check_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
     if resume and overwrite:
         raise RunDirError("--resume and --overwrite exclude each other")
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunDirError(f"run directory {str(run_dir)!r} is a file")
     if resume:
         if not (run_dir / "checkpoints" / CHECKPOINT_NAME).is_file():
             raise RunDirError(f"cannot resume: {str(run_dir)!r} has no checkpoints/{CHECKPOINT_NAME}")
     elif run_dir.exists() and any(run_dir.iterdir()) and not overwrite:
         raise RunDirError(f"run directory {str(run_dir)!r} exists; pass --resume to continue it or --overwrite to replace it")
-    elif run_dir.exists() and not run_dir.is_dir():
-        raise RunDirError(f"run directory {str(run_dir)!r} is a file")
 
 
 def train(config: ConfigLike = None, *, overrides: list[str] | None = None, out: str | os.PathLike | None = None,
@@ -118,6 +117,8 @@ def evaluate_generator(exp: Experiment, samples: Tensor | None = None) -> dict[s
 
 
 def finish_run(exp: Experiment, run_dir: Path, timing: dict[str, Any]) -> dict[str, Any]:
+    from .plots import save_samples_figure  # matplotlib only when a run ends
+
     cfg = exp.cfg
     samples = draw_samples(exp, cfg.eval.n_samples, cfg.seed + EVAL_SEED_OFFSET, cfg.eval.use_ema)
     metrics = evaluate_generator(exp, samples)

@@ -15,9 +15,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import numpy as np
-import ot
 import torch
-from scipy import stats
 from torch import Tensor
 
 from ..data.base import DataSource
@@ -27,6 +25,8 @@ CHI2_BINS = 10
 
 
 def chi2_score(samples: Tensor) -> float:
+    from scipy import stats  # imported on use: keeps `import occamgan` light
+
     s = samples.double().pow(2).sum(1).cpu().numpy()
     edges = stats.chi2(df=2).ppf(np.linspace(0, 1, CHI2_BINS + 1))
     edges[-1] = np.inf
@@ -47,6 +47,8 @@ def mode_stats(samples: Tensor, centers: Tensor, std: float, n_std: float, min_f
 
 def w2(x: Tensor, y: Tensor) -> float:
     """Exact W2 between two equal-size empirical measures (uniform weights)."""
+    import ot  # POT pulls in scikit-learn: import on use
+
     if len(x) != len(y):
         raise ValueError(f"w2 needs equal-size sets, got {len(x)} and {len(y)}")
     xa, ya = x.double().flatten(1).cpu().numpy(), y.double().flatten(1).cpu().numpy()
