@@ -111,6 +111,16 @@ def test_classifier_learns_digits(digits_classifier):
     assert trained.test_accuracy > 0.85  # chance is 0.1; 10 quick epochs on 1,500 images reach ~0.92
 
 
+def test_features_are_standardised_on_the_training_images(digits_classifier):
+    trained, _, _ = digits_classifier
+    with torch.no_grad():
+        feats = trained.model.features(digits("train").data).double()  # all 1,500 were used
+    torch.testing.assert_close(feats.mean(0), torch.zeros(feats.shape[1], dtype=torch.float64), rtol=0, atol=1e-4)
+    torch.testing.assert_close(feats.std(0), torch.ones(feats.shape[1], dtype=torch.float64), rtol=0, atol=1e-4)
+    # the standardisation is a real change of scale, not the identity
+    assert trained.model.feature_std.min() > 0 and not torch.allclose(trained.model.feature_std, torch.ones(1))
+
+
 def test_saved_classifier_round_trips(digits_classifier):
     trained, path, _ = digits_classifier
     model, info = load_classifier(path)

@@ -10,8 +10,11 @@ Metrics on these features carry the network's name (``fid_lenet``), never plain 
 Architecture (input C x S x S in [-1, 1], S divisible by 4):
 conv5x5(C -> w1, pad 2) -> ReLU -> maxpool 2 -> conv5x5(w1 -> w2, pad 2) -> ReLU -> maxpool 2
 -> linear(w2 (S/4)^2 -> feature_dim) = FEATURES -> ReLU -> linear(feature_dim -> n_classes).
-The features are the pre-activation of the penultimate layer: dense, so their covariance is full
-rank (ReLU outputs would have dead units and singular covariances).
+The features are the pre-activations of the penultimate layer (dense, so their covariance has
+full rank; ReLU outputs would have dead units), standardised per dimension by their mean and
+standard deviation on the training images. Standardising puts them on the unit scale the cubic
+KID kernel (x.y/d + 1)^3 was designed for (raw pre-activations of size ~10 made it explode), and
+makes FID values read in units of the real data's feature spread.
 
 A saved classifier is a plain dict (no pickled classes): its hyper-parameters, state_dict, test
 accuracy and the data it was trained on, loaded with ``torch.load(weights_only=True)``.
@@ -28,7 +31,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-FORMAT = "occamgan-domain-classifier/1"
+FORMAT = "occamgan-domain-classifier/2"
+#: training images used to estimate the feature standardisation
+STANDARDIZE_SAMPLES = 10_000
 
 
 @dataclass(frozen=True)
@@ -53,13 +58,28 @@ class DomainClassifier(nn.Module):
         )
         self.embed = nn.Linear(spec.width2 * (spec.size // 4) ** 2, spec.feature_dim)
         self.head = nn.Linear(spec.feature_dim, spec.n_classes)
+        self.register_buffer("feature_mean", torch.zeros(spec.feature_dim))
+        self.register_buffer("feature_std", torch.ones(spec.feature_dim))
 
-    def features(self, x: Tensor) -> Tensor:
+    def embedding(self, x: Tensor) -> Tensor:
         """Penultimate pre-activations, shape (B, feature_dim)."""
         return self.embed(self.conv(x).flatten(1))
 
+    def features(self, x: Tensor) -> Tensor:
+        """Standardised penultimate pre-activations: (embedding - mean) / std."""
+        return (self.embedding(x) - self.feature_mean) / self.feature_std
+
     def forward(self, x: Tensor) -> Tensor:
-        return self.head(F.relu(self.features(x)))
+        return self.head(F.relu(self.embedding(x)))
+
+    @torch.no_grad()
+    def standardize(self, images: Tensor, batch_size: int = 1000) -> None:
+        """Set feature_mean / feature_std from the embeddings of ``images`` (eval mode)."""
+        device = self.feature_mean.device
+        emb = torch.cat([self.embedding(fit_to_input(x.to(device), self.spec.channels, self.spec.size))
+                         for x in images.split(batch_size)]).double()
+        self.feature_mean.copy_(emb.mean(0))
+        self.feature_std.copy_(emb.std(0).clamp_min(1e-6))
 
 
 @dataclass
@@ -128,6 +148,8 @@ def train_classifier(
             loss.backward()
             opt.step()
     model.eval()
+    gen_std = torch.Generator().manual_seed(seed)
+    model.standardize(images[torch.randperm(len(images), generator=gen_std)[:STANDARDIZE_SAMPLES]])
     acc = accuracy(model, test_images, test_labels)
     meta = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "n_train": len(images),
             "n_test": len(test_labels), "train_seconds": round(time.perf_counter() - start, 2)}
@@ -158,7 +180,9 @@ def load_classifier(path: str | os.PathLike, device: torch.device | str = "cpu")
     """(model in eval mode, the saved dict without its weights)."""
     payload = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ValueError(f"{path} is not an occamgan domain classifier ({FORMAT})")
+        found = payload.get("format") if isinstance(payload, dict) else None
+        raise ValueError(f"{path} is not an occamgan domain classifier of format {FORMAT} (found {found}); "
+                         f"retrain it with `occamgan features train --overwrite`")
     model = DomainClassifier(ClassifierSpec(**payload["spec"]))
     model.load_state_dict(payload["state_dict"])
     info = {k: v for k, v in payload.items() if k != "state_dict"}
