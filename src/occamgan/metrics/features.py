@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..data.download import RemoteFile, download, file_digest

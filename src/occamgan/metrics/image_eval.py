@@ -17,22 +17,26 @@ Values are floats, so logs and tables can read them directly; the protocol trave
 """
 from __future__ import annotations
 
+import json
+import os
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from ..data.base import DataSource
+from ..config import build_config
+from ..data.base import DataSource, build_data
 from ..errors import ConfigError
 from .base import METRICS
 from .features import DEFAULT_DOMAIN_CLASSIFIER, extract_features, load_feature_extractor
 from .fid import FeatureStatistics, fid_from_stats
 from .kid import KID_SUBSET_SIZE, KID_SUBSETS, kernel_inception_distance
 from .prdc import DC_K, PR_K, prdc
-from .reference import Reference, data_description, reference_features
+from .reference import Reference, reference_features
 
 INCEPTION = "inception"
 #: kind -> the values it produces
@@ -307,17 +311,12 @@ def evaluate_run(
 ) -> dict[str, Any]:
     """Evaluate a trained run directory and (with ``record``) append the result to its
     metrics.jsonl (keys ``eval/<name>`` at the run's step) and merge it into summary.json."""
-    from pathlib import Path
-
-    from ..api import load_run
+    from ..api import load_run  # the API imports the metrics package: import it lazily
 
     run = load_run(run_dir)
     cfg = run.config
     data = None
     if reference_split is not None and reference_split != cfg.data.split:
-        from ..config import build_config
-        from ..data.base import build_data
-
         tree = cfg.to_dict()
         tree["data"]["split"] = reference_split
         data = build_data(build_config(tree))
@@ -330,10 +329,6 @@ def evaluate_run(
 
 def record_results(run_dir: Any, step: int, results: dict[str, Any]) -> None:
     """Append ``{"step", "eval/<name>": ...}`` to metrics.jsonl; merge into summary.json atomically."""
-    import json
-    import os
-    from pathlib import Path
-
     run_dir = Path(run_dir)
     line = {"step": step, **{f"eval/{k}": v for k, v in results.items()}}
     with open(run_dir / "metrics.jsonl", "a") as fh:
