@@ -211,20 +211,35 @@ def sampling_rate(generator: nn.Module, latent_dim: int, batch: int, reps: int) 
     return batch / statistics.median(timed(lambda: generator(z)) for _ in range(reps))
 
 
-def peak_rss_mb(args: argparse.Namespace, which: str) -> float:
-    """Peak resident memory of a fresh process running 2 iterations of ``which``."""
+def peak_rss_mb(args: argparse.Namespace, which: str) -> dict[str, float]:
+    """Peak resident memory of a fresh process running one iteration of ``which``, and its peak
+    before that iteration (imports, models, data)."""
     cmd = [sys.executable, __file__, "--memory-of", which, "--size", str(args.size), "--width", str(args.width),
            "--batch", str(args.batch), "--n-critic", str(args.n_critic), "--threads", str(args.threads)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    return float(out.strip().splitlines()[-1])
+    before, after = map(float, out.strip().splitlines()[-1].split())
+    return {"peak_rss_mb": after, "peak_before_training_mb": before}
+
+
+def peak_rss_self_mb() -> float:
+    """Peak resident memory of this process: VmHWM (reset by exec, unlike ru_maxrss, which on
+    Linux keeps the high-water mark of the forking parent), else ru_maxrss."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 def memory_child(args: argparse.Namespace) -> None:
     ours, ref, proposal = contestants(args, torch.device("cpu"))
     runner = {"occamgan": ours, "reference": ref, "proposal": proposal}[args.memory_of]
     del ours, ref, proposal
+    before = peak_rss_self_mb()
     runner.iteration()
-    print(f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f}")  # ru_maxrss is in KiB
+    print(f"{before:.1f} {peak_rss_self_mb():.1f}")
 
 
 def main() -> None:
@@ -237,6 +252,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="DCGAN-32, ngf = ndf = 16 (a smoke run)")
     ap.add_argument("--no-check", action="store_true", help="skip the equal-math check (one iteration per contestant)")
+    ap.add_argument("--memory-only", action="store_true", help="only (re)measure peak memory into --out")
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "bench" / "dcgan_step.json")
     ap.add_argument("--memory-of", choices=["occamgan", "reference", "proposal"], help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -245,6 +261,11 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     if args.memory_of:
         return memory_child(args)
+    if args.memory_only:  # re-measure memory into an existing result file
+        result = json.loads(args.out.read_text())
+        result["peak_rss_mb"] = {name: peak_rss_mb(args, name) for name in ("occamgan", "reference", "proposal")}
+        args.out.write_text(json.dumps(result, indent=2))
+        return print(json.dumps(result["peak_rss_mb"], indent=2))
     device = torch.device("cpu")
 
     diff = None if args.no_check else check_equal_math(args, device)

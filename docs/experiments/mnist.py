@@ -89,13 +89,22 @@ def run_one(objective: str, strategy: str, seed: int, args: argparse.Namespace) 
 
 
 def jobs(args: argparse.Namespace) -> list[tuple[str, str, int]]:
-    todo = []
-    for seed in args.seeds:
-        for objective in args.objectives:
-            for strategy in args.strategies:
-                if not (OUT / objective / strategy / f"s{SEEDS[seed]}" / "scores.json").is_file():
-                    todo.append((objective, strategy, SEEDS[seed]))
-    return todo
+    return [(objective, strategy, SEEDS[seed]) for seed in args.seeds for objective in args.objectives
+            for strategy in args.strategies]
+
+
+def claim(objective: str, strategy: str, seed: int) -> bool:
+    """True if the run is neither finished (scores.json) nor taken by another driver (.running;
+    delete stale .running files after a crash)."""
+    run_dir = OUT / objective / strategy / f"s{seed}"
+    if (run_dir / "scores.json").is_file():
+        return False
+    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        (run_dir / ".running").open("x").close()
+    except FileExistsError:
+        return False
+    return True
 
 
 def run_all(args: argparse.Namespace) -> None:
@@ -104,16 +113,21 @@ def run_all(args: argparse.Namespace) -> None:
     while todo or running:
         while todo and len(running) < args.jobs:
             objective, strategy, seed = todo.pop(0)
+            if not claim(objective, strategy, seed):
+                continue
             log = OUT / "logs" / f"{objective}-{strategy}-s{seed}.log"
             log.parent.mkdir(parents=True, exist_ok=True)
             cmd = [sys.executable, __file__, "one", objective, strategy, str(seed), "--steps", str(args.steps),
                    "--width", str(args.width), "--n-eval", str(args.n_eval)] + (["--inception"] if args.inception else [])
             env = dict(os.environ, OMP_NUM_THREADS="1")
-            running.append((subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, env=env), log))
+            lock = OUT / objective / strategy / f"s{seed}" / ".running"
+            running.append((subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, env=env), log, lock))
         time.sleep(5)
-        for proc, log in list(running):
+        for item in list(running):
+            proc, log, lock = item
             if proc.poll() is not None:
-                running.remove((proc, log))
+                running.remove(item)
+                lock.unlink(missing_ok=True)
                 print(f"{'done' if proc.returncode == 0 else 'FAILED'}: {log.name}", flush=True)
 
 
