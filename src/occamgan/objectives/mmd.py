@@ -18,23 +18,46 @@ from .base import OBJECTIVES, Objective
 
 def squared_distances(a: Tensor, b: Tensor) -> Tensor:
     """||a_i - b_j||^2 by expansion (differentiable everywhere, unlike cdist's square root)."""
-    a, b = a.flatten(1), b.flatten(1)
-    sq = a.pow(2).sum(1, keepdim=True) + b.pow(2).sum(1) - 2 * a @ b.T
+    same = b is a
+    a = a.flatten(1)
+    sq_a = a.pow(2).sum(1)
+    if same:  # the joint kernel of mmd2: one set of norms
+        return (sq_a.unsqueeze(1) + sq_a - 2 * a @ a.T).clamp_min(0)
+    b = b.flatten(1)
+    sq = sq_a.unsqueeze(1) + b.pow(2).sum(1) - 2 * a @ b.T
     return sq.clamp_min(0)
+
+
+#: largest (n + m)^2 * len(precisions) for which mmd2 builds one joint kernel matrix (32 MB
+#: in float64); bigger sets (evaluation on thousands of samples) are done block by block
+JOINT_KERNEL_MAX_ELEMENTS = 1 << 22
 
 
 def rbf_kernel(a: Tensor, b: Tensor, precisions: Sequence[float]) -> Tensor:
     sq = squared_distances(a, b)
-    lam = torch.as_tensor(list(precisions), dtype=sq.dtype, device=sq.device)
-    return torch.exp(-sq.unsqueeze(-1) * lam).sum(-1)
+    # precisions on the leading axis: the sum over them reduces contiguous (n, m) slabs,
+    # several times faster than reducing a short trailing axis
+    lam = torch.tensor(list(precisions), dtype=sq.dtype, device=sq.device).view(-1, 1, 1)
+    return torch.exp(sq * -lam).sum(0)
 
 
 def mmd2(x: Tensor, y: Tensor, precisions: Sequence[float]) -> Tensor:
-    """Biased multi-bandwidth MMD^2 between sample sets x and y."""
-    k_xx = rbf_kernel(x, x, precisions).mean()
-    k_yy = rbf_kernel(y, y, precisions).mean()
-    k_xy = rbf_kernel(x, y, precisions).mean()
-    return k_xx + k_yy - 2 * k_xy
+    """Biased multi-bandwidth MMD^2 between sample sets x and y.
+
+    Small sets (training batches) use one kernel matrix K of the stacked set [x; y] and the
+    weights w = (1/n, ..., 1/n, -1/m, ..., -1/m): MMD^2_b = w^T K w, the same sum as the three
+    block means in a third of the operations (the training step of the Gaussian experiment is
+    dominated by them)."""
+    n, m = x.shape[0], y.shape[0]
+    if (n + m) ** 2 * len(precisions) > JOINT_KERNEL_MAX_ELEMENTS:
+        k_xx = rbf_kernel(x, x, precisions).mean()
+        k_yy = rbf_kernel(y, y, precisions).mean()
+        k_xy = rbf_kernel(x, y, precisions).mean()
+        return k_xx + k_yy - 2 * k_xy
+    xy = torch.cat([x, y])
+    k = rbf_kernel(xy, xy, precisions)
+    w = torch.cat([xy.new_full((n,), 1.0 / n), xy.new_full((m,), -1.0 / m)])
+    return w @ k @ w
 
 
 class MMD(Objective):
