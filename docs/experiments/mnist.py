@@ -114,15 +114,20 @@ def jobs(args: argparse.Namespace) -> list[tuple[str, str, int]]:
             for strategy in args.strategies]
 
 
+def claim_path(objective: str, strategy: str, seed: int) -> Path:
+    # outside the run directory, which api.train(overwrite=True) replaces
+    return OUT / "claims" / f"{objective}-{strategy}-s{seed}"
+
+
 def claim(objective: str, strategy: str, seed: int) -> bool:
-    """True if the run is neither finished (scores.json) nor taken by another driver (.running;
-    delete stale .running files after a crash)."""
-    run_dir = OUT / objective / strategy / f"s{seed}"
-    if (run_dir / "scores.json").is_file():
+    """True if the run is neither finished (scores.json) nor taken by another driver (a claim
+    file; delete stale ones under sweeps/mnist/claims/ after a crash)."""
+    if (OUT / objective / strategy / f"s{seed}" / "scores.json").is_file():
         return False
-    run_dir.mkdir(parents=True, exist_ok=True)
+    path = claim_path(objective, strategy, seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        (run_dir / ".running").open("x").close()
+        path.open("x").close()
     except FileExistsError:
         return False
     return True
@@ -141,7 +146,7 @@ def run_all(args: argparse.Namespace) -> None:
             cmd = [sys.executable, __file__, "one", objective, strategy, str(seed), "--steps", str(args.steps),
                    "--width", str(args.width), "--n-eval", str(args.n_eval)] + (["--inception"] if args.inception else [])
             env = dict(os.environ, OMP_NUM_THREADS="1")
-            lock = OUT / objective / strategy / f"s{seed}" / ".running"
+            lock = claim_path(objective, strategy, seed)
             running.append((subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, env=env), log, lock))
         time.sleep(5)
         for item in list(running):
