@@ -40,6 +40,16 @@ from occamgan.plugins import OBJECTIVES, UPDATE_RULES  # noqa: E402
 SWEEP = ROOT / "sweeps" / "competitive"
 
 
+def save_small(fig, name: str) -> None:
+    """Save a figure next to this file as a 64-colour PNG (scatter plots stay small)."""
+    from PIL import Image
+
+    path = HERE / name
+    fig.savefig(path)
+    plt.close(fig)
+    Image.open(path).convert("RGB").quantize(colors=64).save(path, optimize=True)
+
+
 # ------------------------------------------------------------------------------ bilinear
 class Point(nn.Module):
     def __init__(self, value: float):
@@ -93,7 +103,7 @@ def bilinear(args: argparse.Namespace) -> None:
     ax.set_aspect("equal")
     ax.legend(fontsize=7, loc="lower left")
     fig.tight_layout()
-    fig.savefig(HERE / "competitive_bilinear.png")
+    save_small(fig, "competitive_bilinear.png")
     for name, path in traj.items():
         print(f"{name:18s} final (x, y) = ({path[-1][0]:+.4f}, {path[-1][1]:+.4f}), "
               f"radius {math.hypot(*path[-1]):.4g} (start {math.hypot(0.5, 0.5):.4g})")
@@ -202,15 +212,25 @@ def two_modes(args: argparse.Namespace) -> None:
         results = list(pool.map(_two_modes_job, jobs))
     plot_two_modes(results, args)
     print("| rule | seed | modes covered (of 2) | hq fraction | near mode 1 / mode 2 at the end | "
-          "share of mode 1 among them, last half: sd (min-max) | mean CG iters |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+          "share of mode 1 among them, last half: sd (min-max) | settled at step | mean CG iters |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in results:
         last = r["history"][-1]
         half = [h for h in r["history"] if h[0] > args.steps / 2]
         share = [h[1] / max(h[1] + h[2], 1e-9) for h in half]
         print(f"| {r['name']} | {r['seed']} | {r['modes_covered']} | {r['hq_fraction']:.2f} | "
               f"{last[1]:.2f} / {last[2]:.2f} | {statistics.pstdev(share):.3f} ({min(share):.2f}-{max(share):.2f}) | "
-              f"{r['mean_solver_iters']:.1f} |")
+              f"{settled_at(r['history'])} | {r['mean_solver_iters']:.1f} |")
+
+
+def settled_at(history: list) -> str:
+    """First evaluation step after which mode 1's share among the samples near a mode stays in
+    [0.35, 0.65] to the end ("never" if it does not)."""
+    shares = [(h[0], h[1] / (h[1] + h[2]) if h[1] + h[2] > 0 else -1.0) for h in history]
+    for i, (step, _) in enumerate(shares):
+        if all(0.35 <= x <= 0.65 for _, x in shares[i:]):
+            return str(step)
+    return "never"
 
 
 def _two_modes_job(job):
@@ -220,11 +240,11 @@ def _two_modes_job(job):
 def plot_two_modes(results: list[dict], args: argparse.Namespace) -> None:
     seed0 = [r for r in results if r["seed"] == 0]
     steps = sorted(int(s) for s in seed0[0]["snaps"])
-    fig, axes = plt.subplots(len(seed0), len(steps) + 1, figsize=(2.1 * (len(steps) + 1), 2.1 * len(seed0)), dpi=80)
-    data = two_mode_data(2000)
+    fig, axes = plt.subplots(len(seed0), len(steps) + 1, figsize=(2.1 * (len(steps) + 1), 2.1 * len(seed0)), dpi=72)
+    data = two_mode_data(1000)
     for row, r in zip(axes, seed0):
         for ax, s in zip(row, steps):
-            pts = torch.tensor(r["snaps"].get(str(s), r["snaps"].get(s, [])))
+            pts = torch.tensor(r["snaps"].get(str(s), r["snaps"].get(s, [])))[:1000]
             ax.scatter(data.data[:, 0], data.data[:, 1], s=1, c="tab:blue", alpha=0.3)
             if len(pts):
                 ax.scatter(pts[:, 0], pts[:, 1], s=1, c="tab:orange", alpha=0.4)
@@ -242,7 +262,7 @@ def plot_two_modes(results: list[dict], args: argparse.Namespace) -> None:
         row[-1].tick_params(labelsize=6)
     axes[0][-1].legend(fontsize=6)
     fig.tight_layout()
-    fig.savefig(HERE / "competitive_two_modes.png")
+    save_small(fig, "competitive_two_modes.png")
 
 
 # ------------------------------------------------------------------------------ WGAN
@@ -254,15 +274,19 @@ WGAN_RULES = {
     ("adam", False): ("alternating", "wgan"),
     ("acgd", True): ("gacgd", "wgan_gp"),
     ("adam", True): ("alternating", "wgan_gp"),
+    # the usual WGAN-GP recipe: 5 critic steps per generator step, betas (0.5, 0.9)
+    ("adam5", True): ("alternating", "wgan_gp"),
 }
+RULE_LABEL = {"acgd": "ACGD", "adam": "Adam", "adam5": "Adam, n_critic 5, betas (0.5, 0.9)"}
 
 
 def wgan_overrides(data: str, rule: str, gp: bool, seed: int, args: argparse.Namespace) -> list[str]:
     update, objective = WGAN_RULES[(rule, gp)]
-    return [
+    recipe = ["train.n_critic=5", "train.betas=[0.5,0.9]"] if rule == "adam5" else ["train.n_critic=1"]
+    return recipe + [
         f"seed={seed}", f"data.name={data}", f"objective.name={objective}", "objective.clip=1e9",
         f"train.update={update}", f"train.steps={args.steps}", "train.batch_size=256",
-        f"train.lr_g={args.lr}", f"train.lr_d={args.lr}", "train.n_critic=1",
+        f"train.lr_g={args.lr}", f"train.lr_d={args.lr}",
         f"model.width={args.width}", f"model.depth={args.depth}", "train.log_every=25",
         f"train.checkpoint_every={args.steps}", "eval.use_ema=false", "train.device=cpu",
     ]
@@ -287,7 +311,7 @@ def wgan_run(job) -> str:
 def wgan(args: argparse.Namespace) -> None:
     args.steps = args.steps or 2000
     jobs = [(d, r, gp, s, args) for s in range(args.seeds) for d in ("ring8", "grid25")
-            for gp in (False, True) for r in ("acgd", "adam")]
+            for (r, gp) in WGAN_RULES]
     if not args.report:
         with ProcessPoolExecutor(args.jobs) as pool:
             for path in pool.map(wgan_run, jobs):
@@ -308,7 +332,7 @@ def wgan(args: argparse.Namespace) -> None:
         modes = ", ".join(str(v[0]) for v in vals)
         hq = f"{statistics.mean(v[1] for v in ok):.2f} ({fmt(v[1] for v in ok)})" if ok else "-"
         w2 = f"{statistics.mean(v[2] for v in ok):.3f} ({fmt(v[2] for v in ok)})" if ok else "-"
-        print(f"| {d} | {'ACGD' if r == 'acgd' else 'Adam'} | {'10' if gp else 'no'} | {len(vals)} | {modes} | {hq} | {w2} |")
+        print(f"| {d} | {RULE_LABEL[r]} | {'10' if gp else 'no'} | {len(vals)} | {modes} | {hq} | {w2} |")
     plot_wgan(args)
 
 
@@ -316,13 +340,15 @@ def plot_wgan(args: argparse.Namespace) -> None:
     """Samples of seed 0 for every configuration, from each run's samples.png data."""
     from occamgan.api import load_run
 
-    cells = [(d, r, gp) for d in ("ring8", "grid25") for gp in (False, True) for r in ("adam", "acgd")]
-    fig, axes = plt.subplots(2, 4, figsize=(11, 5.6), dpi=90)
+    order = [("adam", False), ("acgd", False), ("adam", True), ("adam5", True), ("acgd", True)]
+    cells = [(d, r, gp) for d in ("ring8", "grid25") for r, gp in order]
+    fig, axes = plt.subplots(2, 5, figsize=(12.5, 5.4), dpi=80)
     for ax, (d, r, gp) in zip(axes.flat, cells):
         out = SWEEP / "wgan" / f"{d}-{r}-{'gp' if gp else 'nogp'}-s0"
         ax.set_xticks([])
         ax.set_yticks([])
-        ax.set_title(f"{d} {'ACGD' if r == 'acgd' else 'Adam'} {'+GP' if gp else 'no GP'}", fontsize=8)
+        label = {"acgd": "ACGD", "adam": "Adam", "adam5": "Adam n_critic 5"}[r]
+        ax.set_title(f"{d}: {label}, {'GP' if gp else 'no GP'}", fontsize=8)
         if not (out / "summary.json").is_file():
             ax.text(0.5, 0.5, "diverged" if (out / "failed.txt").is_file() else "missing", ha="center")
             continue
@@ -334,7 +360,7 @@ def plot_wgan(args: argparse.Namespace) -> None:
         ax.set_xlim(-3, 3)
         ax.set_ylim(-3, 3)
     fig.tight_layout()
-    fig.savefig(HERE / "competitive_wgan.png")
+    save_small(fig, "competitive_wgan.png")
 
 
 def main() -> None:
