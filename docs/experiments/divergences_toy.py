@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import traceback
 from pathlib import Path
 
 import torch
@@ -53,6 +54,12 @@ def run_all(out: Path, steps: int, reverse: bool = False) -> list[dict]:
                 train(cfg, out=run_dir, overwrite=True, progress=False)
             except TrainingError as exc:  # the trainer's NaN guard: a non-finite loss
                 failure_file.write_text(str(exc))
+            except TypeError as exc:
+                # the NaN guard itself can fail on a non-finite loss (to_float returns "nan" as a
+                # string for JSON); count that as the divergence it reports, nothing else
+                if traceback.extract_tb(exc.__traceback__)[-1].name != "_guard":
+                    raise
+                failure_file.write_text(f"non-finite loss (NaN guard: {exc})")
         if failure_file.is_file():
             results.append({"config": label, "seed": seed, "diverged": True})
             print(label, seed, "diverged:", failure_file.read_text()[:120], flush=True)
@@ -80,16 +87,52 @@ def table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def montage(out: Path, path: Path, seed: int = SEEDS[0]) -> None:
+    """One small panel of 2000 EMA samples per config (first seed), real modes in grey."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from occamgan.api import load_run, sample
+
+    labels = [c[0] for c in configs()]
+    cols = 5
+    fig, axes = plt.subplots((len(labels) + cols - 1) // cols, cols, figsize=(2.0 * cols, 2.1 * 3), dpi=80)
+    for ax, label in zip(axes.ravel(), labels):
+        run_dir = out / f"{label.replace(':', '_').replace('+', '_')}-s{seed}"
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(label, fontsize=8)
+        if not (run_dir / "summary.json").is_file():
+            continue
+        run = load_run(run_dir)
+        x = sample(run, 2000, seed=1).cpu().numpy()
+        centers = run.experiment.data.centers.cpu().numpy()
+        ax.scatter(centers[:, 0], centers[:, 1], s=60, c="0.8", zorder=0)
+        ax.scatter(x[:, 0], x[:, 1], s=0.5, alpha=0.4, c="tab:orange")
+        ax.set_xlim(-3, 3)
+        ax.set_ylim(-3, 3)
+    for ax in axes.ravel()[len(labels):]:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, default=Path("sweeps/divergences_ring8"))
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--reverse", action="store_true", help="run the jobs in reverse order (a second worker)")
+    parser.add_argument("--montage", type=Path, help="also write a PNG of samples, one panel per config")
     args = parser.parse_args()
     torch.set_num_threads(1)
     results = run_all(args.out, args.steps, args.reverse)
     (args.out / "results.json").write_text(json.dumps(results, indent=1))
     print(table(results))
+    if args.montage:
+        montage(args.out, args.montage)
 
 
 if __name__ == "__main__":

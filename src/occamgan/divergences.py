@@ -108,6 +108,8 @@ class FDivergence:
 
 
 def classify_tails(a0: float, ainf: float, tol: float = BALANCE_TOL) -> str:
+    """a0 + ainf > 3: mode-seeking, < 3: mode-covering, = 3 (within tol): balanced; the reversed
+    divergence D_f(q, p) has exponents (3 - ainf, 3 - a0) (module docstring)."""
     if not (math.isfinite(a0) and math.isfinite(ainf)):
         return "undefined"
     total = a0 + ainf
