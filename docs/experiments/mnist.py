@@ -173,7 +173,7 @@ def mean_sd(values: list[float]) -> str:
 def report(args: argparse.Namespace) -> None:
     scores = load_scores()
     metrics = ["fid_lenet", "kid_lenet", "fid"]
-    rows = ["| objective | strategy | seeds | " + " | ".join(metrics) + " | s / run |",
+    rows = ["| objective | strategy | seeds | " + " | ".join(metrics) + " | wall s / run (runs timed) |",
             "|---" * (len(metrics) + 4) + "|"]
     for objective in sorted({s["objective"] for s in scores}):
         for strategy in STRATEGIES:
@@ -181,8 +181,9 @@ def report(args: argparse.Namespace) -> None:
             if not group:
                 continue
             cells = [mean_sd([s[m] for s in group if m in s]) for m in metrics]
-            secs = statistics.mean(s["train_seconds"] for s in group)
-            rows.append(f"| {objective} | {strategy} | {len(group)} | " + " | ".join(cells) + f" | {secs:.0f} |")
+            timed = [s["train_seconds"] for s in group if (s.get("train_seconds") or 0) > 1]  # not resumed runs
+            secs = f"{statistics.mean(timed):.0f} ({len(timed)})" if timed else "-"
+            rows.append(f"| {objective} | {strategy} | {len(group)} | " + " | ".join(cells) + f" | {secs} |")
     table = "\n".join(rows)
     print(table)
     (OUT / "table.md").write_text(table + "\n")
@@ -218,7 +219,7 @@ def figure(scores: list[dict], path: Path) -> None:
         ax.set_title(f"{objective}\n{strategy}", fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=72)
     print(f"figure: {path}")
 
 
