@@ -7,7 +7,7 @@ from occamgan.errors import ConfigError
 def test_defaults_live_in_schema():
     cfg = load_config()
     assert isinstance(cfg, Config)
-    assert cfg.data.name == "ring8" and cfg.objective.name == "ns" and cfg.train.update == "alternating"
+    assert cfg.data.name == "ring8" and cfg.objective.name == "minimax" and cfg.train.update == "alternating"
 
 
 def test_file_then_overrides_in_order(tmp_path):

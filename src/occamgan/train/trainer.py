@@ -21,6 +21,9 @@ CHECKPOINT_NAME = "last.pt"
 #: offsets that give the batch order and the evaluation latents their own seeded streams
 BATCH_SEED_OFFSET = 1
 EVAL_SEED_OFFSET = 2
+#: image runs write a GRID_ROWS x GRID_ROWS sample grid at every checkpoint
+GRID_ROWS = 8
+GRID_SAMPLES = GRID_ROWS * GRID_ROWS
 
 Evaluator = Callable[[Experiment, int], dict[str, Any]]
 
@@ -116,6 +119,16 @@ class Trainer:
                 tb.write(record)
         if self.step % t.checkpoint_every == 0 or last:
             save_checkpoint(self.checkpoint_path, self.state())
+            if self.exp.data.kind == "image":
+                self._save_grid()
+
+    def _save_grid(self) -> None:
+        """Image runs: a grid of the same latents at every checkpoint shows training progress."""
+        from ..image_grid import save_image_grid
+
+        cfg = self.cfg
+        images = draw_samples(self.exp, GRID_SAMPLES, cfg.seed + EVAL_SEED_OFFSET, cfg.eval.use_ema)
+        save_image_grid(images, self.run_dir / "samples" / f"step_{self.step:07d}.png", nrow=GRID_ROWS)
 
     def _guard(self, stats: dict[str, Any]) -> None:
         """Stop on a non-finite loss before anything is logged or checkpointed."""
