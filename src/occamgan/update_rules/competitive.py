@@ -161,18 +161,12 @@ class CompetitiveRule(UpdateRule):
         e_x, v_x = self._step_sizes("g", local.g_x, self.lr_g * lr_scale, t)
         e_y, v_y = self._step_sizes("d", local.g_y, self.lr_d * lr_scale, t)
         solve_g = self.solve == "g" or (self.solve == "alternate" and t % 2 == 1)
-        if solve_g:
-            dx, result = self._solve_player(local.g_x, local.g_y, local.p, local.q, e_x, e_y, "g")
-            dy = -e_y * (local.g_y + local.q(dx))
-        else:
-            dy, result = self._solve_player(local.g_y, local.g_x, local.q, local.p, e_y, e_x, "d")
-            dx = -e_x * (local.g_x + local.p(dy))
-        _require_finite(dx, "generator step")
-        _require_finite(dy, "critic step")
+        dx, dy, result = self._moves(local, e_x, e_y, solve_g)
         self._apply(x, dx)
         self._apply(y, dy)
         game.objective.after_discriminator_step(game.discriminator)
-        self.steps, self.prev_step, self.sq_avg = t, {"g": dx, "d": dy}, {"g": v_x, "d": v_y}
+        self.steps, self.sq_avg = t, {"g": v_x, "d": v_y}
+        self.prev_step = {"g": dx, "d": dy} if self.warm_start else {"g": None, "d": None}
         return {
             "loss_d": loss_d.item(),
             "loss_g": loss_g.item(),
@@ -186,6 +180,18 @@ class CompetitiveRule(UpdateRule):
             "lr_g": self.lr_g * lr_scale,
             "lr_d": self.lr_d * lr_scale,
         }
+
+    def _moves(self, local: LocalGame, e_x: Tensor, e_y: Tensor, solve_g: bool) -> tuple[Tensor, Tensor, SolveResult]:
+        """Both players' steps: one solve of (2), the other step from (1); checked before use."""
+        if solve_g:
+            dx, result = self._solve_player(local.g_x, local.g_y, local.p, local.q, e_x, e_y, "g")
+            dy = -e_y * (local.g_y + local.q(dx))
+        else:
+            dy, result = self._solve_player(local.g_y, local.g_x, local.q, local.p, e_y, e_x, "d")
+            dx = -e_x * (local.g_x + local.p(dy))
+        _require_finite(dx, "generator step")
+        _require_finite(dy, "critic step")
+        return dx, dy, result
 
     def _step_sizes(self, player: str, grad: Tensor, lr: float, t: int) -> tuple[Tensor, Tensor | None]:
         """E = lr (CGD), or lr sqrt(1 - beta^t) / (sqrt(v) + eps) with the updated RMS statistic
