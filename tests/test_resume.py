@@ -118,3 +118,11 @@ def test_existing_run_dir_is_never_overwritten(tmp_path, tiny_overrides):
     with pytest.raises(RunDirError, match="is a file"):
         occamgan.train(overrides=tiny_overrides, out=a_file, overwrite=True, progress=False)
     assert a_file.read_text() == "keep"
+
+
+def test_nan_guard_stops_with_a_training_error(tmp_path, tiny_overrides):
+    from occamgan.errors import TrainingError
+
+    with pytest.raises(TrainingError, match="loss_. is nan at step"):
+        occamgan.train(overrides=tiny_overrides + ["train.lr_g=1e30", "train.lr_d=1e30"], out=tmp_path / "r",
+                       progress=False)

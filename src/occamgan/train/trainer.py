@@ -15,7 +15,7 @@ from torch import Tensor
 from ..build import Experiment
 from ..errors import TrainingError
 from .checkpoint import check_signature, game_signature, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from .logging import JsonlLog, Progress, TensorBoardLog, to_float
+from .logging import JsonlLog, Progress, TensorBoardLog
 
 CHECKPOINT_NAME = "last.pt"
 #: offsets that give the batch order and the evaluation latents their own seeded streams
@@ -133,9 +133,10 @@ class Trainer:
     def _guard(self, stats: dict[str, Any]) -> None:
         """Stop on a non-finite loss before anything is logged or checkpointed."""
         for key, value in stats.items():
-            if key.startswith("loss") and not math.isfinite(to_float(value)):
+            number = float(value.item() if hasattr(value, "item") else value)
+            if key.startswith("loss") and not math.isfinite(number):
                 raise TrainingError(
-                    f"{key} is {to_float(value)} at step {self.step}; the last good checkpoint is "
+                    f"{key} is {number} at step {self.step}; the last good checkpoint is "
                     f"{self.checkpoint_path} (lower the learning rates or add a penalty)"
                 )
 
