@@ -92,7 +92,7 @@ def dense_zero_sum_step(game, real, z, cfg, adaptive):
     ix, iy = torch.eye(len(gx), dtype=F64), torch.eye(len(gy), dtype=F64)
     dx = -torch.linalg.solve(ix + ex_m @ dxy @ ey_m @ dyx, ex * (gx + dxy @ (ey * gy)))
     dy = torch.linalg.solve(iy + ey_m @ dyx @ ex_m @ dxy, ey * (gy - dyx @ (ex * gx)))
-    # the local Nash conditions: each move is the best response to the other's (CGD Eq. 3-4)
+    # the local Nash conditions: each move is the best response to the other's (the CGD local game)
     assert torch.allclose(dx, -ex * (gx + dxy @ dy), atol=1e-12)
     assert torch.allclose(dy, ey * (gy + dyx @ dx), atol=1e-12)
     return dx, dy, ex * gx, ey * gy

@@ -2,7 +2,7 @@
 
 Each player moves to the Nash equilibrium of a *local* game: its own linearised loss plus the
 bilinear interaction with the other player's move, regularised by a quadratic in its own move
-(Schäfer & Anandkumar 2019, "Competitive Gradient Descent", Sec. 2, Eq. 3-4). Written in
+(Schäfer & Anandkumar 2019, "Competitive Gradient Descent", Sec. 2). Written in
 "both minimise" form, with x = generator parameters minimising f = L_G, y = critic parameters
 minimising h = L_D, gradients g_x = grad_x f, g_y = grad_y h, mixed blocks P = D_xy f, Q = D_yx h,
 and diagonal step sizes E_x, E_y, the local equilibrium (dx, dy) solves
@@ -10,7 +10,7 @@ and diagonal step sizes E_x, E_y, the local equilibrium (dx, dy) solves
     dx = -E_x (g_x + P dy),        dy = -E_y (g_y + Q dx).                               (1)
 
 Eliminating dy, with S_x = E_x^(1/2) and dx = S_x u (the symmetrised form of Schäfer, Zheng &
-Anandkumar 2020, "Implicit competitive regularization in GANs", Sec. 4 / App. "ACGD"),
+Anandkumar 2020, "Implicit competitive regularization in GANs", the ACGD algorithm),
 
     (I - S_x P E_y Q S_x) u = -S_x (g_x - P E_y g_y),                                    (2)
 
@@ -248,7 +248,7 @@ class CGD(CompetitiveRule):
 
 
 class ACGD(CompetitiveRule):
-    """Adaptive CGD: RMSProp step sizes (Schäfer, Zheng & Anandkumar 2020, Sec. 4)."""
+    """Adaptive CGD: RMSProp step sizes (Schäfer, Zheng & Anandkumar 2020, ACGD)."""
 
     name = "acgd"
     requires_zero_sum = True

@@ -7,9 +7,9 @@ inside the iteration. SciPy's solvers would need every product copied to NumPy (
 copy per product), so these are written out; they are short textbook algorithms:
 
 - CG: Hestenes & Stiefel (1952); Saad, "Iterative Methods for Sparse Linear Systems" (2003),
-  Alg. 6.18. For symmetric positive definite A (the zero-sum CGD system).
-- GMRES(m): Saad & Schultz (1986); Saad (2003), Alg. 6.9 (Arnoldi with modified Gram-Schmidt)
-  and Sec. 6.5.3 (Givens rotations, restarts). For general A (the general-sum system). A small
+  Ch. 6. For symmetric positive definite A (the zero-sum CGD system).
+- GMRES(m): Saad & Schultz (1986); Saad (2003), Ch. 6 (Arnoldi with modified Gram-Schmidt,
+  Givens rotations, restarts). For general A (the general-sum system). A small
   restart length m bounds the memory to m + 1 vectors (an unbounded Krylov basis exhausted 90 GB
   on a 150k-parameter MLP in the reference implementation; methods.md section 7).
 
