@@ -9,7 +9,9 @@ from occamgan.build import build_experiment
 from occamgan.config import build_config
 from occamgan.data.base import BatchSampler
 from occamgan.train.ema import GeneratorEMA
-from occamgan.update_rules.optimizers import LinearWarmup
+import math
+
+from occamgan.update_rules.optimizers import LinearWarmup, LRSchedule
 
 
 def experiment(*overrides):
@@ -62,6 +64,24 @@ def test_linear_warmup_values():
     w = LinearWarmup(steps=4, start=0.01)
     assert [w(s) for s in range(6)] == pytest.approx([0.01, 0.2575, 0.505, 0.7525, 1.0, 1.0])
     assert LinearWarmup(0, 0.01)(0) == 1.0
+
+
+def test_lr_decay_after_warmup_linear_and_cosine():
+    lin = LRSchedule(steps=2, start=0.5, decay="linear", total=6, end=0.2)
+    # warm-up 0.5, 0.75; then u = 0, 1/4, 2/4, 3/4 of the 4 decay steps; clamped at the end
+    assert [lin(s) for s in range(8)] == pytest.approx([0.5, 0.75, 1.0, 0.8, 0.6, 0.4, 0.2, 0.2])
+    cos = LRSchedule(steps=0, start=1.0, decay="cosine", total=4, end=0.0)
+    assert [cos(s) for s in range(5)] == pytest.approx([1.0, (1 + math.cos(math.pi / 4)) / 2, 0.5,
+                                                        (1 + math.cos(3 * math.pi / 4)) / 2, 0.0])
+    assert LRSchedule(steps=2, start=0.5, decay="none", total=6)(5) == 1.0
+
+
+def test_lr_decay_reaches_both_players_at_the_last_step():
+    exp, sampler = experiment("train.steps=3", "train.lr_decay=linear", "train.lr_decay_end=0.1", "train.lr_d=2e-3")
+    lrs = [exp.rule.step(exp.game, sampler.next) for _ in range(3)]
+    # the scheduler steps after each generator step: the lr of the next step is reported
+    assert [s["lr_g"] for s in lrs] == pytest.approx([1e-3 * (1 - 0.9 / 3), 1e-3 * (1 - 1.8 / 3), 1e-4])
+    assert lrs[-1]["lr_d"] == pytest.approx(2e-4)
 
 
 def test_warmup_is_applied_to_both_players():

@@ -119,6 +119,9 @@ class TrainConfig(Section):
     #: linear LR warm-up from warmup_start x lr over the first warmup_steps generator steps
     warmup_steps: int = Field(0, ge=0)
     warmup_start: float = Field(0.01, gt=0, le=1)
+    #: after the warm-up, decay the lr factor to lr_decay_end at train.steps (none, linear, cosine)
+    lr_decay: Literal["none", "linear", "cosine"] = "none"
+    lr_decay_end: float = Field(0.0, ge=0, le=1)
     #: EMA of the generator weights, used for sampling and evaluation
     ema_decay: float = Field(0.999, ge=0, lt=1)
     ema_start: int = Field(0, ge=0)

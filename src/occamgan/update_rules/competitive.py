@@ -24,7 +24,7 @@ and symmetrically for y. The other player's step then follows from (1) with one 
 - General sum (``gacgd``): each player its own loss; (2) is not symmetric: restarted GMRES.
 - Step sizes: ``cgd`` uses E_x = lr_g, E_y = lr_d. ``acgd`` and ``gacgd`` use the RMSProp scaling
   of the ICR paper, per parameter: v = beta v + (1 - beta) g^2 of the player's own gradient,
-  E = lr sqrt(1 - beta^t) / (sqrt(v) + eps). The linear warm-up of ``train.warmup_steps`` scales lr.
+  E = lr sqrt(1 - beta^t) / (sqrt(v) + eps). The lr schedule (``train.warmup_steps``, ``train.lr_decay``) scales lr.
 
 Which player's system (2) is solved alternates between steps (``train.cgd_solve``). With
 ``train.cgd_warm_start`` the solver starts from the previous step of that player (in the
@@ -49,7 +49,7 @@ from ..regularizers import Regularizer
 from .base import UPDATE_RULES, NextBatch, UpdateRule
 from .krylov import SolveResult, conjugate_gradient, gmres
 from .mixed_hvp import flatten, gradients_with_graph, mixed_product, unflatten
-from .optimizers import LinearWarmup
+from .optimizers import lr_schedule
 
 Product = Callable[[Tensor], Tensor]
 Params = list[nn.Parameter]
@@ -111,7 +111,7 @@ class CompetitiveRule(UpdateRule):
     def __init__(self, game: Game, cfg: Any):
         self._check_game(game)
         self.lr_g, self.lr_d = cfg.lr_g, cfg.lr_d
-        self.warmup = LinearWarmup(cfg.warmup_steps, cfg.warmup_start)
+        self.warmup = lr_schedule(cfg)
         # the config holds squared tolerances (reference convention); the solvers take norms
         self.rtol, self.atol = math.sqrt(cfg.cg_tol), math.sqrt(cfg.cg_atol)
         self.max_iter, self.restart = cfg.cg_max_iter, cfg.gmres_restart
