@@ -6,6 +6,10 @@ and MC-dropout averaging. It answers ``losses(real, z) -> (loss_d, loss_g)`` and
 rules that move one player at a time, ``discriminator_loss(real, fake, z)`` and
 ``generator_loss(real, fake, z)`` (``z`` optional: the latents of ``fake``, used by MC dropout).
 It knows nothing of optimisers.
+
+A discriminator loss evaluates the critic once per real and once per fake batch, in a
+:class:`~occamgan.objectives.critic_pass.CriticPass` that the loss and every penalty share: input
+gradients at those batches (WGAN-div, R1, R2) come from the loss's own forward, not new ones.
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from torch import Tensor, nn
 
 from .bayes.mc_dropout import has_batch_coupling
 from .objectives.base import GeneratorLoss, Objective
+from .objectives.critic_pass import CriticPass
 from .regularizers import Regularizer, sum_terms
 
 
@@ -124,9 +129,9 @@ class Game(nn.Module):
             loss_d = self._mean_over_chunks(lambda k, f: self._discriminator_loss(real, f), fakes, n)
             loss_g = self._mean_over_chunks(lambda k, f: self._generator_adversarial(real, f), fakes, n)
             return loss_d, self._with_generator_penalties(loss_g)
-        reals = _tile(real, n)
-        d_real, d_fake = self.critic(reals).view(n, -1), self.critic(fakes).view(n, -1)
-        loss_d = self._stacked_discriminator_loss(reals, fakes, d_real, d_fake)
+        passed = self.critic_pass(_tile(real, n), fakes)
+        d_real, d_fake = passed.d_real.view(n, -1), passed.d_fake.view(n, -1)
+        loss_d = self._stacked_discriminator_loss(passed, n)
         needs_real = self._generator_needs_real()
         loss_g = sum(self._generator_loss_of_logits(d_real[k].detach() if needs_real else None, d_fake[k])
                      for k in range(n)) / n
@@ -135,8 +140,9 @@ class Game(nn.Module):
     def objective_discriminator_loss(self, real: Tensor, fake: Tensor) -> Tensor:
         """The objective's own L_D (with its penalty, e.g. WGAN-GP) on one deterministic pass: no
         likelihood relaxation, no Occam regularisers, no MC averaging (used by diagnostics)."""
-        loss = self.objective.discriminator_loss(self.critic(real), self.critic(fake))
-        extra = self.objective.penalty(self.critic, real, fake)
+        passed = CriticPass(self.critic, real, fake, self.objective.input_gradient_points)
+        loss = self.objective.discriminator_loss(passed.d_real, passed.d_fake)
+        extra = self.objective.penalty(passed, passed.real, passed.fake)
         return loss if extra is None else loss + extra
 
     def objective_generator_loss(self, real: Tensor, fake: Tensor) -> Tensor:
@@ -144,11 +150,23 @@ class Game(nn.Module):
         averaging (used by diagnostics)."""
         return self._generator_adversarial(real, fake)
 
+    def critic_pass(self, real: Tensor, fake: Tensor) -> CriticPass:
+        """The critic on a real and a fake batch, shared by L_D and its penalties; inputs require
+        grad only at the points where some penalty takes grad_x D."""
+        points = set(self.objective.input_gradient_points)
+        for reg in self.regularizers:
+            points.update(reg.input_gradient_points)
+        return CriticPass(self.critic, real, fake, points)
+
     def _discriminator_loss(self, real: Tensor, fake: Tensor) -> Tensor:
-        d_real, d_fake = self.critic(real), self.critic(fake)
-        loss = self.objective.discriminator_loss(d_real, d_fake)
-        terms = [self.objective.penalty(self.critic, real, fake)]
-        terms += [r.discriminator_penalty(self.critic, real, fake) for r in self.regularizers]
+        passed = self.critic_pass(real, fake)
+        loss = self.objective.discriminator_loss(passed.d_real, passed.d_fake)
+        return self._with_discriminator_penalties(loss, passed)
+
+    def _with_discriminator_penalties(self, loss: Tensor, passed: CriticPass) -> Tensor:
+        real, fake = passed.real, passed.fake
+        terms = [self.objective.penalty(passed, real, fake)]
+        terms += [r.discriminator_penalty(passed, real, fake) for r in self.regularizers]
         extra = sum_terms(terms)
         return loss if extra is None else loss + extra
 
@@ -208,17 +226,12 @@ class Game(nn.Module):
         n = self.n_mcd
         if n > 1 and not self._batches_passes(self.discriminator):
             return self._mean_over_chunks(lambda k, f: self._discriminator_loss(real, f), fakes, n)
-        reals = _tile(real, n)
-        d_real, d_fake = self.critic(reals).view(n, -1), self.critic(fakes).view(n, -1)
-        return self._stacked_discriminator_loss(reals, fakes, d_real, d_fake)
+        return self._stacked_discriminator_loss(self.critic_pass(_tile(real, n), fakes), n)
 
-    def _stacked_discriminator_loss(self, reals: Tensor, fakes: Tensor, d_real: Tensor, d_fake: Tensor) -> Tensor:
-        n = d_real.shape[0]
+    def _stacked_discriminator_loss(self, passed: CriticPass, n: int) -> Tensor:
+        d_real, d_fake = passed.d_real.view(n, -1), passed.d_fake.view(n, -1)
         loss = sum(self.objective.discriminator_loss(d_real[k], d_fake[k]) for k in range(n)) / n
-        terms = [self.objective.penalty(self.critic, reals, fakes)]
-        terms += [r.discriminator_penalty(self.critic, reals, fakes) for r in self.regularizers]
-        extra = sum_terms(terms)
-        return loss if extra is None else loss + extra
+        return self._with_discriminator_penalties(loss, passed)
 
     def _generator_adversarial_passes(self, real: Tensor, fakes: Tensor) -> Tensor:
         n = self.n_mcd

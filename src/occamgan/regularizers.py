@@ -3,7 +3,9 @@
 A regulariser plugs into the Game through up to three hooks:
 
 - ``transform_fake``: change the fake samples seen by *both* losses (likelihood relaxation);
-- ``discriminator_penalty``: a term added to L_D (R1, R2);
+- ``discriminator_penalty``: a term added to L_D (R1, R2); within a Game its ``critic`` is the
+  loss's :class:`~occamgan.objectives.critic_pass.CriticPass`, so input gradients at the real or
+  fake batch reuse the loss's forward (declare those points in ``input_gradient_points``);
 - ``generator_penalty``: a term added to L_G (gradient regularisation).
 
 Each registered factory takes the ``regularizers`` config section and returns a regulariser, or
@@ -21,6 +23,10 @@ from .registry import Registry
 
 
 class Regularizer:
+    #: points ("real", "fake") where :meth:`discriminator_penalty` takes grad_x D through
+    #: ``input_gradient``; the Game shares the loss's critic pass there (objectives/critic_pass.py)
+    input_gradient_points: tuple[str, ...] = ()
+
     def transform_fake(self, fake: Tensor) -> Tensor:
         return fake
 
@@ -74,6 +80,7 @@ class InputGradientPenalty(Regularizer):
 
     def __init__(self, gamma: float, at_real: bool):
         self.gamma, self.at_real = gamma, at_real
+        self.input_gradient_points = ("real",) if at_real else ("fake",)
 
     def discriminator_penalty(self, critic: Critic, real: Tensor, fake: Tensor) -> Tensor | None:
         _, grad = input_gradient(critic, real if self.at_real else fake)

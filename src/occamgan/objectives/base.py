@@ -13,12 +13,10 @@ from __future__ import annotations
 
 from typing import Callable
 
-import torch
 from torch import Tensor, nn
 
 from ..registry import Registry
-
-Critic = Callable[[Tensor], Tensor]
+from .critic_pass import Critic, CriticPass, input_gradient  # noqa: F401  (penalties import them from here)
 
 #: name -> factory(ObjectiveConfig) -> Objective
 OBJECTIVES: Registry[Callable[..., "Objective"]] = Registry("objective")
@@ -34,6 +32,10 @@ class Objective:
     zero_sum: bool = False
     #: whether :meth:`generator_loss` reads ``d_real`` (else callers may pass ``None`` and skip D(x))
     generator_needs_real: bool = False
+    #: points ("real", "fake") where :meth:`penalty` takes grad_x D through :func:`input_gradient`;
+    #: the Game then evaluates the critic there on inputs that require grad and lets the penalty
+    #: read the gradient from the loss's own forward (see :mod:`.critic_pass`)
+    input_gradient_points: tuple[str, ...] = ()
 
     def discriminator_loss(self, d_real: Tensor, d_fake: Tensor) -> Tensor:
         raise NotImplementedError
@@ -42,7 +44,10 @@ class Objective:
         raise NotImplementedError
 
     def penalty(self, critic: Critic, real: Tensor, fake: Tensor) -> Tensor | None:
-        """Extra term of L_D that needs the critic itself (gradient penalties); None if none."""
+        """Extra term of L_D that needs the critic itself (gradient penalties); None if none.
+
+        Within a Game, ``critic`` is the :class:`CriticPass` of the loss (callable like the
+        critic), so ``input_gradient(critic, real)`` reuses the loss's forward at those points."""
         return None
 
     def after_discriminator_step(self, discriminator: nn.Module) -> None:
@@ -51,14 +56,6 @@ class Objective:
     def sample_loss(self, real: Tensor, fake: Tensor) -> Tensor:
         """Loss on raw samples for objectives without a critic (``has_discriminator = False``)."""
         raise NotImplementedError(f"{type(self).__name__} needs a discriminator")
-
-
-def input_gradient(critic: Critic, x: Tensor) -> tuple[Tensor, Tensor]:
-    """Return ``(D(x), grad_x sum D(x))`` with a graph, so penalties on the gradient train D."""
-    x = x.detach().requires_grad_(True)
-    out = critic(x)
-    (grad,) = torch.autograd.grad(out.sum(), x, create_graph=True)
-    return out, grad.flatten(1)
 
 
 class GeneratorLoss:

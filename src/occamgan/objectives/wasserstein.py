@@ -53,6 +53,8 @@ class WassersteinGP(Wasserstein):
 
 class WassersteinDiv(Wasserstein):
     zero_sum = False
+    # the gradients are taken at the loss's own real and fake points: one critic pass serves both
+    input_gradient_points = ("real", "fake")
 
     def __init__(self, k: float, p: float):
         self.k, self.p = k, p
