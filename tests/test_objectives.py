@@ -8,7 +8,7 @@ from torch import nn
 
 from occamgan.config import ObjectiveConfig
 from occamgan.objectives import OBJECTIVES
-from occamgan.objectives.mmd import mmd2
+from occamgan.objectives.mmd import mmd2, mmd2_unbiased
 
 D64 = torch.float64
 cfg = ObjectiveConfig()
@@ -141,6 +141,38 @@ def test_mmd_matches_hand_computation():
     # K(x,x') over all 4 pairs: distances^2 0, 1, 1, 0; K(y,y) = k(0); K(x,y): 4, 5
     expected = (2 * k(0) + 2 * k(1)) / 4 + k(0) - 2 * (k(4) + k(5)) / 2
     assert mmd2(x, y, lam).item() == pytest.approx(expected, rel=1e-12)
+
+
+def test_unbiased_mmd_matches_hand_computation_and_differs_from_biased_by_the_diagonals():
+    x = torch.tensor([[0.0, 0.0], [1.0, 0.0]], dtype=D64)
+    y = torch.tensor([[0.0, 2.0], [0.0, 0.0], [3.0, 0.0]], dtype=D64)
+    lam = [1.0, 0.1]
+    k = lambda sq: sum(math.exp(-l * sq) for l in lam)  # noqa: E731, E741
+    # off-diagonal pairs only: x: one distance^2 1; y: 4, 13, 9 (each twice); cross: 4, 0, 9, 5, 1, 4
+    expected = k(1) + (k(4) + k(13) + k(9)) / 3 - 2 * (k(4) + k(0) + k(9) + k(5) + k(1) + k(4)) / 6
+    assert mmd2_unbiased(x, y, lam).item() == pytest.approx(expected, rel=1e-12)
+    # V minus U: the diagonals k(0)/n + k(0)/m, less the within-set means rescaled by 1/n and 1/m
+    biased = mmd2(x, y, lam).item()
+    assert biased - expected == pytest.approx(k(0) / 2 - k(1) / 2 + k(0) / 3 - (k(4) + k(13) + k(9)) / 9, rel=1e-12)
+
+
+def test_unbiased_mmd_averages_to_zero_on_equal_distributions_where_biased_does_not():
+    gen = torch.Generator().manual_seed(0)
+    lam = [1.0, 0.1]
+    u, v = [], []
+    for _ in range(400):
+        x, y = torch.randn(8, 2, generator=gen, dtype=D64), torch.randn(8, 2, generator=gen, dtype=D64)
+        u.append(mmd2_unbiased(x, y, lam).item())
+        v.append(mmd2(x, y, lam).item())
+    u, v = torch.tensor(u), torch.tensor(v)
+    assert abs(u.mean().item()) < 3 * u.std().item() / 20  # within 3 standard errors of 0
+    assert v.mean().item() > 10 * v.std().item() / 20  # the V-statistic's positive bias
+
+
+def test_mmd_objective_uses_the_configured_estimator():
+    x, y = torch.randn(5, 2, dtype=D64), torch.randn(4, 2, dtype=D64)
+    obj = make("mmd", mmd_unbiased=True)
+    assert obj.sample_loss(x, y).item() == pytest.approx(mmd2_unbiased(x, y, cfg.mmd_bandwidths).item(), rel=1e-12)
 
 
 def test_mmd_objective_has_no_critic_and_gradients_are_finite_at_coincident_points():

@@ -85,6 +85,9 @@ class ObjectiveConfig(Section):
     mmd_bandwidths: list[float] = Field(
         default_factory=lambda: [1.0, 0.5, 0.1, 0.02, 0.01, 0.002, 0.001], min_length=1
     )
+    #: train the MMD objective on the unbiased U-statistic (the paper's code: biased V-statistic,
+    #: whose 1/m bias shrinks the generated variance; objectives/mmd.py)
+    mmd_unbiased: bool = False
     #: target label y^ of the label-referenced generator-loss classes
     target_label: float = 1.0
 
