@@ -22,6 +22,7 @@ from torch import Tensor
 from .build import Experiment, build_experiment
 from .config import Config, build_config, load_config
 from .errors import ConfigError, RunDirError
+from .metrics.image_eval import evaluate_metrics, evaluate_run  # noqa: F401  (public: image metrics)
 from .metrics.toy import toy_metrics
 from .train.checkpoint import load_checkpoint
 from .train.trainer import CHECKPOINT_NAME, EVAL_SEED_OFFSET, Trainer, draw_samples
@@ -106,8 +107,6 @@ def evaluate_generator(exp: Experiment, samples: Tensor | None = None) -> dict[s
     if exp.data.kind == "toy":
         metrics.update(toy_metrics(samples, exp.data, cfg.eval, cfg.objective.mmd_bandwidths, cfg.seed))
     if cfg.eval.metrics:
-        from .metrics.image_eval import evaluate_metrics
-
         metrics.update(evaluate_metrics(cfg.eval.metrics, exp, cfg))
     if cfg.eval.sharpness:
         from .diagnostics.hessian import sharpness_of_experiment

@@ -39,6 +39,8 @@ def print_summary(summary: dict, run_dir: Path) -> None:
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key, value in summary["metrics"].items():
+        if key.startswith("protocol_") or isinstance(value, dict):  # how a score was measured, not a score
+            continue
         table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
     console.print(table)
     console.print(f"{summary['steps_per_second']:.1f} steps/s")
