@@ -8,7 +8,8 @@ sees the same batches); the script checks that their parameters agree after one 
 
 - occamgan: ``Game`` + the ``alternating`` update rule (critic steps on detached fakes, no
   generator graph for the first n_critic - 1 critic steps, the last critic step's fakes reused
-  by the generator step).
+  by the generator step; the penalty reads grad_x D from the loss's own critic forwards, one per
+  batch, through the Game's ``CriticPass``).
 - reference: the plain loop of the paper's code: fakes are not detached in the critic step
   (backward runs through G for nothing), and the generator step recomputes G(z).
 
@@ -18,7 +19,7 @@ non-saturating DCGAN-64 step, images/s of sampling from the generator in eval mo
 resident memory of each contestant (each in a fresh subprocess). Medians over interleaved
 repetitions, so background load hits both contestants alike.
 
-    python benchmarks/bench_dcgan_step.py            # full DCGAN-64, ~15 min on 2 busy CPU cores
+    python benchmarks/bench_dcgan_step.py            # full DCGAN-64, ~5 min on 2 quiet CPU cores
     python benchmarks/bench_dcgan_step.py --quick    # DCGAN-32 with ngf = ndf = 16, seconds
 """
 from __future__ import annotations
@@ -36,7 +37,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,28 +79,6 @@ class Occamgan:
         self.rule.step(self.game, self.sampler.next)
 
 
-class SharedForwardGame:
-    """PROPOSAL, not occamgan's current code: the WGAN-div critic loss with its penalty taken from
-    the same two critic forwards as the loss (inputs marked requires_grad), as the paper's code
-    does, instead of two extra critic forwards inside ``Objective.penalty``. Same math with
-    dropout 0; used to size the gain of changing the Game's penalty hook (n_mcd = 1 only)."""
-
-    @staticmethod
-    def install(game) -> None:
-        objective = game.objective
-
-        def loss_passes(real: Tensor, fakes: Tensor) -> Tensor:
-            real_in, fake_in = real.detach().requires_grad_(True), fakes.detach().requires_grad_(True)
-            d_real, d_fake = game.critic(real_in), game.critic(fake_in)
-            (g_real,) = torch.autograd.grad(d_real.sum(), real_in, create_graph=True)
-            (g_fake,) = torch.autograd.grad(d_fake.sum(), fake_in, create_graph=True)
-            power = lambda g: g.flatten(1).pow(2).sum(1).pow(objective.p / 2)  # noqa: E731
-            penalty = 0.5 * objective.k * (power(g_real) + power(g_fake)).mean()
-            return objective.discriminator_loss(d_real, d_fake) + penalty
-
-        game._discriminator_loss_passes = loss_passes
-
-
 class AuthorsLoop:
     """A plain loop in the style of the paper's code (WGAN-div): fakes not detached in the critic
     step, the generator forward recomputed for the generator step. Same losses as occamgan."""
@@ -133,27 +112,22 @@ class AuthorsLoop:
         self.opt_g.step()
 
 
-def contestants(args: argparse.Namespace, device: torch.device) -> tuple[Occamgan, AuthorsLoop, Occamgan]:
+def contestants(args: argparse.Namespace, device: torch.device) -> tuple[Occamgan, AuthorsLoop]:
     cfg, data = make_config(args), fake_data(args)
     ours = Occamgan(cfg, data, device)
     ref = AuthorsLoop(copy.deepcopy(ours.game.generator), copy.deepcopy(ours.game.discriminator), cfg, data, device)
-    proposal = Occamgan(cfg, data, device)
-    SharedForwardGame.install(proposal.game)
-    return ours, ref, proposal
+    return ours, ref
 
 
 def check_equal_math(args: argparse.Namespace, device: torch.device) -> float:
     """Largest parameter difference after one iteration from identical states and latents."""
-    ours, ref, proposal = contestants(args, device)
-    for runner in (ours, ref, proposal):
+    ours, ref = contestants(args, device)
+    for runner in (ours, ref):
         torch.manual_seed(123)
         runner.iteration()
-    diff = 0.0
-    for g, d in ((ref.g, ref.d), (proposal.game.generator, proposal.game.discriminator)):
-        pairs = list(zip(ours.game.generator.parameters(), g.parameters()))
-        pairs += list(zip(ours.game.discriminator.parameters(), d.parameters()))
-        diff = max(diff, max((a - b).abs().max().item() for a, b in pairs))
-    return diff
+    pairs = list(zip(ours.game.generator.parameters(), ref.g.parameters()))
+    pairs += list(zip(ours.game.discriminator.parameters(), ref.d.parameters()))
+    return max((a - b).abs().max().item() for a, b in pairs)
 
 
 # ----------------------------------------------------------------------------------- timing
@@ -234,9 +208,9 @@ def peak_rss_self_mb() -> float:
 
 
 def memory_child(args: argparse.Namespace) -> None:
-    ours, ref, proposal = contestants(args, torch.device("cpu"))
-    runner = {"occamgan": ours, "reference": ref, "proposal": proposal}[args.memory_of]
-    del ours, ref, proposal
+    ours, ref = contestants(args, torch.device("cpu"))
+    runner = {"occamgan": ours, "reference": ref}[args.memory_of]
+    del ours, ref
     before = peak_rss_self_mb()
     runner.iteration()
     print(f"{before:.1f} {peak_rss_self_mb():.1f}")
@@ -254,7 +228,7 @@ def main() -> None:
     ap.add_argument("--no-check", action="store_true", help="skip the equal-math check (one iteration per contestant)")
     ap.add_argument("--memory-only", action="store_true", help="only (re)measure peak memory into --out")
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "bench" / "dcgan_step.json")
-    ap.add_argument("--memory-of", choices=["occamgan", "reference", "proposal"], help=argparse.SUPPRESS)
+    ap.add_argument("--memory-of", choices=["occamgan", "reference"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.quick:
         args.size, args.width = 32, 16
@@ -263,14 +237,14 @@ def main() -> None:
         return memory_child(args)
     if args.memory_only:  # re-measure memory into an existing result file
         result = json.loads(args.out.read_text())
-        result["peak_rss_mb"] = {name: peak_rss_mb(args, name) for name in ("occamgan", "reference", "proposal")}
+        result["peak_rss_mb"] = {name: peak_rss_mb(args, name) for name in ("occamgan", "reference")}
         args.out.write_text(json.dumps(result, indent=2))
         return print(json.dumps(result["peak_rss_mb"], indent=2))
     device = torch.device("cpu")
 
     diff = None if args.no_check else check_equal_math(args, device)
-    ours, ref, proposal = contestants(args, device)
-    runners = {"occamgan": ours, "reference": ref, "proposal": proposal, "ns_step": ns_step(args, device)}
+    ours, ref = contestants(args, device)
+    runners = {"occamgan": ours, "reference": ref, "ns_step": ns_step(args, device)}
     n_mm = 2048 if args.quick else 4096
     matmul_seconds(n_mm)
     # the warm-up iteration also counts the FLOPs (they depend only on the shapes)
@@ -295,14 +269,14 @@ def main() -> None:
         "max_param_diff_after_one_iteration": diff,
         "seconds_per_iteration": secs,
         "cpu_seconds_per_iteration": cpu_secs,
-        "speedup_vs_reference": {name: secs["reference"] / secs[name] for name in ("occamgan", "proposal")},
-        "cpu_speedup_vs_reference": {name: cpu_secs["reference"] / cpu_secs[name] for name in ("occamgan", "proposal")},
+        "speedup_vs_reference": secs["reference"] / secs["occamgan"],
+        "cpu_speedup_vs_reference": cpu_secs["reference"] / cpu_secs["occamgan"],
         "gflop_per_iteration": {name: f / 1e9 for name, f in flops.items()},
         "gflops": {name: r / 1e9 for name, r in rate.items()},
         "flop_rate_fraction_of_matmul": {name: rate[name] / rate["matmul"] for name in runners},
         "cpu_flop_rate_fraction_of_matmul": {name: cpu_rate[name] / cpu_rate["matmul"] for name in runners},
         "sampling_images_per_second": sampling_rate(ours.game.generator, 100, 256, args.reps),
-        "peak_rss_mb": {name: peak_rss_mb(args, name) for name in ("occamgan", "reference", "proposal")},
+        "peak_rss_mb": {name: peak_rss_mb(args, name) for name in ("occamgan", "reference")},
         "raw_wall_seconds": wall,
         "raw_cpu_seconds": cpu,
     }
