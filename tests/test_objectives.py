@@ -71,6 +71,22 @@ def test_wasserstein_losses_and_clipping():
     assert net.weight.tolist() == [[0.05, -0.01, -0.05]]
 
 
+def test_wgan_clipping_can_be_switched_off_in_the_config():
+    from occamgan.config import build_config
+
+    cfg = build_config(overrides=["objective.name=wgan", "objective.clip=null"])
+    w = OBJECTIVES.get("wgan")(cfg.objective)
+    net = nn.Linear(3, 1).double()
+    with torch.no_grad():
+        net.weight.copy_(torch.tensor([[2.0, -0.01, -3.0]], dtype=D64))
+    w.after_discriminator_step(net)
+    assert net.weight.tolist() == [[2.0, -0.01, -3.0]]  # untouched
+    assert w.discriminator_loss(dr, df).item() == pytest.approx(df.mean().item() - dr.mean().item(), rel=1e-12)
+    assert w.zero_sum and w.penalty(None, dr, df) is None
+    with pytest.raises(Exception, match="clip"):
+        build_config(overrides=["objective.clip=0"])  # a bound must still be positive
+
+
 @pytest.mark.parametrize("weights", [[0.6, -0.8], [3.0, 4.0], [0.1, 0.2, 0.2]])
 def test_gradient_penalty_of_linear_critic(weights):
     """grad_x D = w everywhere, so the GP is lambda (||w|| - 1)^2 whatever the interpolates."""

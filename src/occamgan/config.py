@@ -76,8 +76,8 @@ class ObjectiveConfig(Section):
     generator_loss: str = "default"
     #: WGAN-GP weight lambda
     gp_weight: float = Field(10.0, ge=0)
-    #: WGAN weight clipping bound c
-    clip: float = Field(0.01, gt=0)
+    #: WGAN weight clipping bound c; null: no clipping (the bare WGAN loss, e.g. for ACGD)
+    clip: float | None = Field(0.01, gt=0)
     #: WGAN-div penalty (k/2) E ||grad D||^p
     div_k: float = Field(2.0, ge=0)
     div_p: float = Field(6.0, gt=0)

@@ -1,10 +1,16 @@
 """Wasserstein objectives: L_D = -E d_r + E d_f, L_G = -E d_f, with a Lipschitz device.
 
-- wgan: weight clipping to [-c, c] after every critic step (Arjovsky et al. 2017, Alg. 1);
+- wgan: weight clipping to [-c, c] after every critic step (Arjovsky et al. 2017, Alg. 1), or
+  none with ``clip: null`` (the bare loss, whose Lipschitz control is left to the update rule:
+  competitive rules, Schäfer, Zheng & Anandkumar 2020);
 - wgan_gp: + lambda E (||grad D(x^)|| - 1)^2 at x^ = a x + (1 - a) x~, a ~ U(0, 1) drawn once per
   sample (Gulrajani et al. 2017, Eq. 3 and Alg. 1; per-pixel or Gaussian a is a known bug);
 - wgan_div: + (k/2) E(||grad D(x)||^p + ||grad D(x~)||^p) at the real and the fake points
   (Wu et al. 2018, "Wasserstein Divergence for GANs", Eq. 11/12 as in the paper's code; k=2, p=6).
+
+The penalties are functions of the critic at *detached* sample points (critic_pass.py), so their
+gradient w.r.t. the generator is zero and grad_G L_G = -grad_G L_D still holds: with the
+objective's own generator loss all three are zero-sum for the competitive rules (CGD, ACGD).
 """
 from __future__ import annotations
 
@@ -37,9 +43,6 @@ class WassersteinClip(Wasserstein):
 
 
 class WassersteinGP(Wasserstein):
-    # the penalty depends on the fakes, so -L_D is not the generator's loss: not zero-sum
-    zero_sum = False
-
     def __init__(self, weight: float):
         self.weight = weight
 
@@ -52,7 +55,6 @@ class WassersteinGP(Wasserstein):
 
 
 class WassersteinDiv(Wasserstein):
-    zero_sum = False
     # the gradients are taken at the loss's own real and fake points: one critic pass serves both
     input_gradient_points = ("real", "fake")
 
@@ -67,6 +69,6 @@ class WassersteinDiv(Wasserstein):
         return 0.5 * self.k * (power(g_real) + power(g_fake)).mean()
 
 
-OBJECTIVES.add("wgan", lambda cfg: WassersteinClip(cfg.clip))
+OBJECTIVES.add("wgan", lambda cfg: Wasserstein() if cfg.clip is None else WassersteinClip(cfg.clip))
 OBJECTIVES.add("wgan_gp", lambda cfg: WassersteinGP(cfg.gp_weight))
 OBJECTIVES.add("wgan_div", lambda cfg: WassersteinDiv(cfg.div_k, cfg.div_p))
