@@ -148,6 +148,20 @@ def test_a_different_sweep_in_the_same_directory_is_refused(tmp_path, base):
         run_sweep(None, ["model.depth=0"], seeds=1, out=tmp_path / "other", jobs=1, overrides=base)
 
 
+def test_a_sweep_saved_before_a_schema_key_was_added_still_resumes(tmp_path, base):
+    first = run_sweep(None, ["model.depth=0"], seeds=1, out=tmp_path / "s", jobs=1, overrides=base, plots=False)
+    plan_path = tmp_path / "s" / "sweep.json"
+    plan = json.loads(plan_path.read_text())
+    del plan["base"]["train"]["lr_decay"]  # as written by a version without the key
+    plan_path.write_text(json.dumps(plan))
+    again = run_sweep(None, ["model.depth=0"], seeds=1, out=tmp_path / "s", jobs=1, overrides=base, plots=False)
+    assert again.counts["skipped"] == first.counts["done"] == 1
+    # a key set to a non-default value is still a different sweep
+    with pytest.raises(RunDirError, match="different sweep"):
+        run_sweep(None, ["model.depth=0"], seeds=1, out=tmp_path / "s", jobs=1,
+                  overrides=base + ["train.lr_decay=linear"], plots=False)
+
+
 def test_diverged_run_is_a_result_and_not_retried(tmp_path, base, monkeypatch):
     def diverge(self, stats):
         if self.exp.cfg.model.depth == 1 and self.step == 5:

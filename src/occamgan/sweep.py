@@ -157,11 +157,21 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _with_current_defaults(saved: dict[str, Any]) -> dict[str, Any]:
+    """The saved plan with its base config passed through today's schema, so that a key added to
+    the schema since (at its default value, which keeps old runs' meaning) does not orphan a sweep."""
+    try:
+        saved["base"] = build_config(copy.deepcopy(saved["base"])).to_dict()
+    except (ConfigError, KeyError, TypeError):
+        pass  # a base the schema no longer accepts is a different sweep: the comparison says so
+    return saved
+
+
 def _prepare_out(out: Path, plan: dict[str, Any]) -> None:
     """Create OUT with its plan, or check that an existing OUT holds this very sweep."""
     plan_path = out / PLAN_NAME
     if plan_path.is_file():
-        saved = json.loads(plan_path.read_text())
+        saved = _with_current_defaults(json.loads(plan_path.read_text()))
         if saved != json.loads(json.dumps(plan)):
             raise RunDirError(
                 f"{str(out)!r} holds a different sweep (base config, grid or seeds differ); "
