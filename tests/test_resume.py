@@ -26,12 +26,23 @@ def assert_same_state(a, b):
 @pytest.mark.parametrize("extra", [[], ["objective.name=wgan_gp", "train.n_critic=2", "regularizers.sigma=0.1"],
                                    ["objective.name=rgan", "train.warmup_steps=8", "train.ema_start=5"]])
 def test_resume_equals_uninterrupted(tmp_path, tiny_overrides, extra):
-    ov = tiny_overrides + extra
+    # a constant lr after the warm-up: a decay to train.steps would differ between 20 and 30 steps
+    ov = tiny_overrides + extra + ["train.lr_decay=none"]
     full = occamgan.train(overrides=ov + ["train.steps=30"], out=tmp_path / "full", progress=False)
     occamgan.train(overrides=ov + ["train.steps=20"], out=tmp_path / "part", progress=False)
     resumed = occamgan.train(overrides=["train.steps=30"], out=tmp_path / "part", resume=True, progress=False)
     assert_same_state(params(tmp_path / "full"), params(tmp_path / "part"))
     assert resumed.metrics == full.metrics
+
+
+def test_extending_a_decayed_run_follows_the_new_schedule(tmp_path, tiny_overrides):
+    ov = tiny_overrides + ["train.lr_decay=linear", "train.lr_decay_end=0.0", "train.log_every=1"]
+    occamgan.train(overrides=ov + ["train.steps=20"], out=tmp_path / "run", progress=False)
+    occamgan.train(overrides=["train.steps=40"], out=tmp_path / "run", resume=True, progress=False)
+    lr = {r["step"]: r["lr_g"] for r in map(json.loads, (tmp_path / "run" / "metrics.jsonl").read_text().splitlines())}
+    assert lr[20] == pytest.approx(0.0, abs=1e-12)  # the 20-step run ended at the bottom of its decay
+    # after the resume, the factor is that of step t of a 40-step decay (logged after the step)
+    assert lr[21] == pytest.approx(1e-3 * (1 - 21 / 40)) and lr[40] == pytest.approx(0.0, abs=1e-12)
 
 
 def test_killed_run_resumes_from_last_checkpoint(tmp_path, tiny_overrides, monkeypatch):

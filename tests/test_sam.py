@@ -241,7 +241,8 @@ def test_sam_runs_resume_exactly(tmp_path, tiny_overrides):
     from occamgan.train.checkpoint import load_checkpoint
 
     torch.set_default_dtype(torch.float32)
-    ov = tiny_overrides + ["train.sam_rho=0.3", "train.sam_adaptive=true", "train.warmup_steps=5"]
+    # constant lr after the warm-up: a decay to train.steps would differ between 20 and 30 steps
+    ov = tiny_overrides + ["train.sam_rho=0.3", "train.sam_adaptive=true", "train.warmup_steps=5", "train.lr_decay=none"]
     occamgan.train(overrides=ov + ["train.steps=30"], out=tmp_path / "full", progress=False)
     occamgan.train(overrides=ov + ["train.steps=20"], out=tmp_path / "part", progress=False)
     occamgan.train(overrides=["train.steps=30"], out=tmp_path / "part", resume=True, progress=False)

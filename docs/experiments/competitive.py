@@ -159,7 +159,7 @@ def two_modes_run(name: str, overrides: dict, args: argparse.Namespace, seed: in
         "seed": seed,
         "model": {"name": "mlp", "latent_dim": args.latent, "width": args.width, "depth": args.depth},
         "objective": {"name": "minimax"},
-        "train": {"batch_size": 256, "cg_max_iter": args.cg_max_iter} | overrides,
+        "train": {"batch_size": 256, "lr_decay": "none", "cg_max_iter": args.cg_max_iter} | overrides,
     }
     plain = tree["train"].pop("update") == "plain_gda"
     tree["train"]["update"] = "alternating" if plain else overrides["update"]
@@ -285,7 +285,7 @@ def wgan_overrides(data: str, rule: str, gp: bool, seed: int, args: argparse.Nam
     recipe = ["train.n_critic=5", "train.betas=[0.5,0.9]"] if rule == "adam5" else ["train.n_critic=1"]
     return recipe + [
         f"seed={seed}", f"data.name={data}", f"objective.name={objective}", "objective.clip=1e9",
-        f"train.update={update}", f"train.steps={args.steps}", "train.batch_size=256",
+        f"train.update={update}", f"train.steps={args.steps}", "train.lr_decay=none", "train.batch_size=256",
         f"train.lr_g={args.lr}", f"train.lr_d={args.lr}",
         f"model.width={args.width}", f"model.depth={args.depth}", "train.log_every=25",
         f"train.checkpoint_every={args.steps}", "eval.use_ema=false", "train.device=cpu",

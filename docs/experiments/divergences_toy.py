@@ -49,7 +49,7 @@ def run_all(out: Path, steps: int, reverse: bool = False) -> list[dict]:
             except FileExistsError:
                 continue
             cfg = {"seed": seed, "objective": {"name": objective, "generator_loss": gen_loss},
-                   "train": {"steps": steps}}
+                   "train": {"steps": steps, "lr_decay": "none"}}
             try:
                 train(cfg, out=run_dir, overwrite=True, progress=False)
             except TrainingError as exc:  # the trainer's NaN guard: a non-finite loss

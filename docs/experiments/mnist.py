@@ -45,7 +45,7 @@ def base_config(objective: str, steps: int, width: int, seed: int) -> dict:
         "data": {"name": "mnist", "root": MNIST, "image_size": 32, "channels": 1},
         "model": {"name": "dcgan", "latent_dim": 100, "ngf": width, "ndf": width},
         "objective": {"name": objective},
-        "train": {"steps": steps, "batch_size": 64, "n_critic": n_critic, "lr_g": 2e-4, "lr_d": 2e-4,
+        "train": {"steps": steps, "lr_decay": "none", "batch_size": 64, "n_critic": n_critic, "lr_g": 2e-4, "lr_d": 2e-4,
                   "betas": [0.5, 0.999], "warmup_steps": max(1, steps // 25), "ema_start": steps // 5,
                   "log_every": 50, "checkpoint_every": max(1, steps // 4), "device": "cpu"},
         "eval": {"n_samples": 64},

@@ -112,7 +112,7 @@ class RegularizersConfig(Section):
 class TrainConfig(Section):
     #: registered update rule: alternating, simultaneous, cgd, acgd, gacgd
     update: str = "alternating"
-    steps: int = Field(8000, ge=1)
+    steps: int = Field(12000, ge=1)
     batch_size: int = Field(256, ge=1)
     n_critic: int = Field(1, ge=1)
     lr_g: float = Field(1e-3, gt=0)
@@ -122,8 +122,10 @@ class TrainConfig(Section):
     #: linear LR warm-up from warmup_start x lr over the first warmup_steps generator steps
     warmup_steps: int = Field(0, ge=0)
     warmup_start: float = Field(0.01, gt=0, le=1)
-    #: after the warm-up, decay the lr factor to lr_decay_end at train.steps (none, linear, cosine)
-    lr_decay: Literal["none", "linear", "cosine"] = "none"
+    #: after the warm-up, decay the lr factor to lr_decay_end at train.steps (none, linear, cosine).
+    #: Cosine lifted the default ring8 run's high-quality fraction from 0.74-0.79 to 0.83-0.87
+    #: (seeds 0-4). The schedule follows the current train.steps, also on a resume that extends it.
+    lr_decay: Literal["none", "linear", "cosine"] = "cosine"
     lr_decay_end: float = Field(0.0, ge=0, le=1)
     #: EMA of the generator weights, used for sampling and evaluation
     ema_decay: float = Field(0.999, ge=0, lt=1)

@@ -64,9 +64,18 @@ class LRSchedule(LinearWarmup):
         return self.end + (1.0 - self.end) * 0.5 * (1.0 + math.cos(math.pi * u))
 
 
-def lr_schedule(cfg: Any) -> LRSchedule:
-    """The lr factor per generator step from the ``train`` section."""
-    return LRSchedule(cfg.warmup_steps, cfg.warmup_start, cfg.lr_decay, cfg.steps, cfg.lr_decay_end)
+def lr_schedule(cfg: Any) -> Callable[[int], float]:
+    """The lr factor per generator step from the ``train`` section.
+
+    A plain function, not the LRSchedule object: LambdaLR checkpoints the ``__dict__`` of callable
+    objects and restores it on load, which would pin the decay to the train.steps of the run that
+    wrote the checkpoint; a resume that extends train.steps must follow the new schedule."""
+    schedule = LRSchedule(cfg.warmup_steps, cfg.warmup_start, cfg.lr_decay, cfg.steps, cfg.lr_decay_end)
+
+    def factor(step: int) -> float:
+        return schedule(step)
+
+    return factor
 
 
 def build_warmup(opt: Optimizer, cfg: Any) -> LambdaLR:
