@@ -50,7 +50,9 @@ def invoke(cache, monkeypatch, *args):
 def test_training_evaluates_configured_metrics(run_dir):
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     periodic = [r for r in records if "eval/fid_lenet" in r]
-    assert [r["step"] for r in periodic] == [3]  # eval.every = 3 (the last step is the summary)
+    # eval.every = 3, and the final evaluation merged into the last step's record
+    assert [r["step"] for r in periodic] == [3, 6]
+    assert records[-1]["eval/fid_lenet"] == json.loads((run_dir / "summary.json").read_text())["metrics"]["fid_lenet"]
     assert {"eval/precision_lenet", "eval/recall_lenet"} <= set(periodic[0])
     summary = json.loads((run_dir / "summary.json").read_text())
     proto = summary["metrics"]["protocol_lenet"]

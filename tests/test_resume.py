@@ -137,3 +137,18 @@ def test_nan_guard_stops_with_a_training_error(tmp_path, tiny_overrides):
     with pytest.raises(TrainingError, match="loss_. is nan at step"):
         occamgan.train(overrides=tiny_overrides + ["train.lr_g=1e30", "train.lr_d=1e30"], out=tmp_path / "r",
                        progress=False)
+
+
+def test_final_evaluation_merges_into_the_last_record_or_appends(tmp_path):
+    from occamgan.train.logging import merge_into_step
+
+    log = tmp_path / "metrics.jsonl"
+    log.write_text('{"step": 5, "loss_g": 1.0}\n{"step": 10, "loss_g": 0.5}\n')
+    merge_into_step(log, 10, {"eval/w2": 0.25, "eval/protocol": {"n": 3}})
+    merge_into_step(log, 12, {"eval/w2": 0.125})
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert records == [{"step": 5, "loss_g": 1.0}, {"step": 10, "loss_g": 0.5, "eval/w2": 0.25, "eval/protocol": {"n": 3}},
+                       {"step": 12, "eval/w2": 0.125}]
+    log.write_text('{"step": 10, "loss_g": 0.5}\n{"step": 1')  # torn last line of a killed writer
+    merge_into_step(log, 10, {"eval/w2": 1.0})
+    assert [json.loads(line) for line in log.read_text().splitlines()] == [{"step": 10, "loss_g": 0.5, "eval/w2": 1.0}]

@@ -25,6 +25,7 @@ from .errors import ConfigError, RunDirError
 from .metrics.image_eval import evaluate_metrics, evaluate_run  # noqa: F401  (public: image metrics)
 from .metrics.toy import toy_metrics
 from .train.checkpoint import load_checkpoint
+from .train.logging import merge_into_step
 from .train.trainer import CHECKPOINT_NAME, EVAL_SEED_OFFSET, Trainer, draw_samples
 
 ConfigLike = Config | dict[str, Any] | str | os.PathLike | None
@@ -121,6 +122,7 @@ def finish_run(exp: Experiment, run_dir: Path, timing: dict[str, Any]) -> dict[s
     cfg = exp.cfg
     samples = draw_samples(exp, cfg.eval.n_samples, cfg.seed + EVAL_SEED_OFFSET, cfg.eval.use_ema)
     metrics = evaluate_generator(exp, samples)
+    merge_into_step(run_dir / "metrics.jsonl", timing["step"], {f"eval/{k}": v for k, v in metrics.items()})
     plot = save_samples_figure(exp.data, samples, run_dir / "samples.png",
                                title=f"{cfg.data.name} / {cfg.objective.name} / step {timing['step']}")
     summary = {"step": timing["step"], "metrics": metrics, "plot": str(plot),

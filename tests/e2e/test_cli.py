@@ -27,6 +27,9 @@ def test_train_writes_a_complete_run_directory(tmp_path):
     assert "plot:" in proc.stdout and str(out / "samples.png") in proc.stdout.replace("\n", "")
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert records[-1]["step"] == 20 and {"loss_d", "loss_g", "lr_g"} <= set(records[-1])
+    # the final scores share the last training record (one record per step)
+    assert records[-1]["eval/hq_fraction"] == summary["metrics"]["hq_fraction"]
+    assert [r["step"] for r in records] == sorted({r["step"] for r in records})
 
 
 def test_gaussian_run_reports_chi2_score(tmp_path):

@@ -48,6 +48,28 @@ class JsonlLog:
         self.fh.close()
 
 
+def merge_into_step(path: Path, step: int, values: dict[str, Any]) -> None:
+    """Merge ``values`` into the record of ``step`` if it is the log's last line, else append a
+    record; rewritten atomically. The final evaluation of a run thus shares the last training
+    record instead of adding a second line with the same step."""
+    lines = path.read_text().splitlines() if path.is_file() else []
+    last: dict[str, Any] = {}
+    while lines:
+        try:
+            last = json.loads(lines[-1])
+            break
+        except json.JSONDecodeError:
+            lines.pop()  # a torn line of a killed writer is no record
+    values = {k: to_float(v) for k, v in values.items()}
+    if last.get("step") == step:
+        lines[-1] = json.dumps({**last, **values})
+    else:
+        lines.append(json.dumps({"step": step, **values}))
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(line + "\n" for line in lines))
+    os.replace(tmp, path)
+
+
 class TensorBoardLog:
     def __init__(self, log_dir: Path):
         from torch.utils.tensorboard import SummaryWriter
