@@ -9,6 +9,11 @@ shared machine the wall time depends on the other jobs, the CPU time much less),
 training-loop rate of one process (steps per CPU second, ``--loop-steps`` steps, no evaluation).
 
     OMP_NUM_THREADS=1 python benchmarks/bench_gaussian_sweep.py [--jobs 2] [--keep sweeps/gaussian] [--out FILE]
+
+The loop rate of an older source tree, for before/after comparisons of the training step:
+
+    git archive 4551a6b src | tar -x -C /tmp/before
+    OMP_NUM_THREADS=1 PYTHONPATH=/tmp/before/src python benchmarks/bench_gaussian_sweep.py --loop-only --loop-reps 5
 """
 from __future__ import annotations
 
@@ -71,9 +76,15 @@ def main() -> None:
     ap.add_argument("--loop-steps", type=int, default=1000)
     ap.add_argument("--loop-reps", type=int, default=3)
     ap.add_argument("--out", type=Path, default=None, help="also write the figures as JSON")
+    ap.add_argument("--loop-only", action="store_true",
+                    help="only the training-loop rate (e.g. of another source tree on PYTHONPATH)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     rates = [loop_rate(args.loop_steps, seed) for seed in range(args.loop_reps)]
+    if args.loop_only:
+        print(f"training loop, one process, one thread: median {statistics.median(rates):.0f} steps per CPU "
+              f"second over {args.loop_reps} x {args.loop_steps} steps (min {min(rates):.0f}, max {max(rates):.0f})")
+        return
     with tempfile.TemporaryDirectory() as tmp:
         sweep_dir = args.keep or Path(tmp) / "sweep"
         figures = time_sweep(sweep_dir, args.jobs)
