@@ -35,7 +35,9 @@ def train(
 
 def print_summary(summary: dict, run_dir: Path) -> None:
     console = Console()
-    table = Table(title=f"scores at step {summary['step']} ({summary['generator']} generator, {summary['eval_samples']} samples)")
+    # the title as its own line: a table title wraps at the (narrow) table's width
+    console.print(f"scores at step {summary['step']} ({summary['generator']} generator, {summary['eval_samples']} samples)")
+    table = Table()
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key, value in summary["metrics"].items():
