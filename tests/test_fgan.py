@@ -114,7 +114,7 @@ def divergence_gradient(div) -> np.ndarray:
         dq = q * (x - MU) / SD**2 if which == 0 else q * ((x - MU) ** 2 / SD**3 - 1 / SD)
         return dq * k
 
-    return np.array([integrate.quad(integrand, -40, 40, args=(i,), epsabs=1e-14, epsrel=1e-13,
+    return np.array([integrate.quad(integrand, -40, 40, args=(i,), epsabs=1e-12, epsrel=1e-10,
                                     limit=500, points=[0.0, MU])[0] for i in range(2)])
 
 
