@@ -11,7 +11,7 @@ from occamgan.data.base import BatchSampler
 from occamgan.train.ema import GeneratorEMA
 import math
 
-from occamgan.update_rules.optimizers import LinearWarmup, LRSchedule
+from occamgan.update_rules.optimizers import LRSchedule
 
 
 def experiment(*overrides):
@@ -61,9 +61,9 @@ def test_same_seed_same_result():
 
 
 def test_linear_warmup_values():
-    w = LinearWarmup(steps=4, start=0.01)
+    w = LRSchedule(steps=4, start=0.01)
     assert [w(s) for s in range(6)] == pytest.approx([0.01, 0.2575, 0.505, 0.7525, 1.0, 1.0])
-    assert LinearWarmup(0, 0.01)(0) == 1.0
+    assert LRSchedule(0, 0.01)(0) == 1.0
 
 
 def test_lr_decay_after_warmup_linear_and_cosine():

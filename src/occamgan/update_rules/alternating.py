@@ -1,6 +1,6 @@
 """Alternating gradient descent (GDA): n_critic critic steps, then one generator step, each
 player with its own torch optimiser (Adam; SAM/ASAM-wrapped when ``train.sam_rho > 0``) and
-linear LR warm-up (Goodfellow et al. 2014, Alg. 1; Arjovsky et al. 2017, Alg. 1 for n_critic).
+the LR schedule: warm-up, optional decay (Goodfellow et al. 2014, Alg. 1; Arjovsky et al. 2017, Alg. 1 for n_critic).
 
 Work is not repeated: the critic steps see *detached* fakes (no backward through G), and the
 fakes of the last critic step, generated once with their graph, are reused by the generator
@@ -15,7 +15,7 @@ from torch import Tensor
 
 from ..game import Game
 from .base import UPDATE_RULES, NextBatch, UpdateRule
-from .optimizers import build_adam, build_warmup, descend
+from .optimizers import build_adam, build_lr_scheduler, descend
 
 
 class Alternating(UpdateRule):
@@ -24,11 +24,11 @@ class Alternating(UpdateRule):
         sam_g = cfg.sam_players in ("both", "g")
         sam_d = cfg.sam_players in ("both", "d")
         self.opt_g = build_adam(game.generator_parameters(), cfg.lr_g, cfg, sam=sam_g)
-        self.sched_g = build_warmup(self.opt_g, cfg)
+        self.sched_g = build_lr_scheduler(self.opt_g, cfg)
         self.opt_d = self.sched_d = None
         if game.has_discriminator:
             self.opt_d = build_adam(game.discriminator_parameters(), cfg.lr_d, cfg, sam=sam_d)
-            self.sched_d = build_warmup(self.opt_d, cfg)
+            self.sched_d = build_lr_scheduler(self.opt_d, cfg)
 
     def step(self, game: Game, next_batch: NextBatch) -> dict[str, Tensor | float]:
         stats: dict[str, Tensor | float] = {}

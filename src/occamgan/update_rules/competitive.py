@@ -111,7 +111,7 @@ class CompetitiveRule(UpdateRule):
     def __init__(self, game: Game, cfg: Any):
         self._check_game(game)
         self.lr_g, self.lr_d = cfg.lr_g, cfg.lr_d
-        self.warmup = lr_schedule(cfg)
+        self.lr_factor = lr_schedule(cfg)
         # the config holds squared tolerances (reference convention); the solvers take norms
         self.rtol, self.atol = math.sqrt(cfg.cg_tol), math.sqrt(cfg.cg_atol)
         self.max_iter, self.restart = cfg.cg_max_iter, cfg.gmres_restart
@@ -157,7 +157,7 @@ class CompetitiveRule(UpdateRule):
         _require_finite(local.g_x, "generator gradient")
         _require_finite(local.g_y, "critic gradient")
         t = self.steps + 1  # this step's number, committed with the state once it succeeded
-        lr_scale = self.warmup(t - 1)
+        lr_scale = self.lr_factor(t - 1)
         e_x, v_x = self._step_sizes("g", local.g_x, self.lr_g * lr_scale, t)
         e_y, v_y = self._step_sizes("d", local.g_y, self.lr_d * lr_scale, t)
         solve_g = self.solve == "g" or (self.solve == "alternate" and t % 2 == 1)

@@ -29,35 +29,26 @@ def build_adam(params: Iterable[torch.nn.Parameter], lr: float, cfg: Any, sam: b
     return opt
 
 
-class LinearWarmup:
-    """lr factor rising linearly from ``start`` to 1 over ``steps`` scheduler steps (the paper's
-    code warms up from 0.01x over its first epochs; methods.md section 2)."""
+class LRSchedule:
+    """The lr factor per generator step: a linear warm-up from ``start`` to 1 over ``steps`` steps
+    (the paper's code warms up from 0.01x over its first epochs; methods.md section 2), then an
+    optional decay from 1 to ``end`` at ``total`` steps:
 
-    def __init__(self, steps: int, start: float):
-        self.steps, self.start = steps, start
-
-    def __call__(self, step: int) -> float:
-        if self.steps <= 0 or step >= self.steps:
-            return 1.0
-        return self.start + (1.0 - self.start) * step / self.steps
-
-
-class LRSchedule(LinearWarmup):
-    """Warm-up, then an optional decay of the lr factor from 1 to ``end`` at ``total`` steps:
-
-        linear:  f(t) = 1 - (1 - end) u,                 u = (t - warmup) / (total - warmup)
+        linear:  f(t) = 1 - (1 - end) u,                 u = (t - steps) / (total - steps)
         cosine:  f(t) = end + (1 - end) (1 + cos(pi u)) / 2   (Loshchilov & Hutter 2017, eq. 5)
 
     Decay lowers the stochastic-gradient noise of the last iterates, which sets how sharply the
     generator's samples concentrate (e.g. the high-quality fraction on ring8)."""
 
     def __init__(self, steps: int, start: float, decay: str = "none", total: int = 0, end: float = 0.0):
-        super().__init__(steps, start)
+        self.steps, self.start = steps, start
         self.decay, self.total, self.end = decay, total, end
 
     def __call__(self, step: int) -> float:
-        if step < self.steps or self.decay == "none" or self.total <= self.steps:
-            return super().__call__(step)
+        if step < self.steps:
+            return self.start + (1.0 - self.start) * step / self.steps
+        if self.decay == "none" or self.total <= self.steps:
+            return 1.0
         u = min(1.0, (step - self.steps) / (self.total - self.steps))
         if self.decay == "linear":
             return 1.0 - (1.0 - self.end) * u
@@ -78,7 +69,7 @@ def lr_schedule(cfg: Any) -> Callable[[int], float]:
     return factor
 
 
-def build_warmup(opt: Optimizer, cfg: Any) -> LambdaLR:
+def build_lr_scheduler(opt: Optimizer, cfg: Any) -> LambdaLR:
     return LambdaLR(opt, lr_schedule(cfg))
 
 

@@ -1,5 +1,5 @@
 """Simultaneous gradient descent (SimGDA): both players step from the same point, each on its
-own loss, with the same per-player Adam and warm-up as the alternating rule (Mescheder et al.
+own loss, with the same per-player Adam and LR schedule as the alternating rule (Mescheder et al.
 2017, "The numerics of GANs", Sec. 2)."""
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from torch import Tensor
 from ..errors import ConfigError
 from ..game import Game
 from .base import UPDATE_RULES, NextBatch, UpdateRule
-from .optimizers import build_adam, build_warmup
+from .optimizers import build_adam, build_lr_scheduler
 
 
 class Simultaneous(UpdateRule):
@@ -22,7 +22,7 @@ class Simultaneous(UpdateRule):
         if game.has_discriminator:
             self.players.append(("d", game.discriminator_parameters(), cfg.lr_d))
         self.opts = {n: build_adam(ps, lr, cfg, sam=False) for n, ps, lr in self.players}
-        self.scheds = {n: build_warmup(o, cfg) for n, o in self.opts.items()}
+        self.scheds = {n: build_lr_scheduler(o, cfg) for n, o in self.opts.items()}
 
     def step(self, game: Game, next_batch: NextBatch) -> dict[str, Tensor | float]:
         real = next_batch()
