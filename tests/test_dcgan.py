@@ -118,6 +118,51 @@ def test_spectral_norm_bounds_every_critic_convolution():
         assert 0.95 < sigma < 1.05
 
 
+def critic_input_gradient_norms(d_norm: str, scales: list[float]) -> list[float]:
+    """Mean ||grad_x D(c x)|| of a 32-px critic (weights scaled up so GroupNorm's eps is
+    negligible) at contrasts c of one batch."""
+    torch.manual_seed(0)
+    d = pair(32, channels=1, ngf=8, ndf=8, d_norm=d_norm).discriminator
+    with torch.no_grad():
+        for m in d.modules():
+            if isinstance(m, nn.Conv2d):
+                m.weight.normal_(0.0, 0.3)
+    x = torch.randn(8, 1, 32, 32)
+    norms = []
+    for c in scales:
+        xc = (c * x).requires_grad_(True)
+        (grad,) = torch.autograd.grad(d(xc).sum(), xc)
+        norms.append(grad.flatten(1).norm(dim=1).mean().item())
+    return norms
+
+
+@pytest.mark.parametrize("d_norm", ["batch", "layer"])
+def test_a_normalised_critic_has_input_gradients_inverse_to_contrast(d_norm):
+    # D(c x) = D(x) for c > 0, so ||grad D(c x)|| = ||grad D(x)|| / c: low-contrast fakes meet a
+    # steep critic, which is why WGAN-div's ||grad D||^6 at the fakes flattens such critics
+    at_1, at_quarter, at_4 = critic_input_gradient_norms(d_norm, [1.0, 0.25, 4.0])
+    assert at_quarter / at_1 == pytest.approx(4.0, rel=1e-3)
+    assert at_4 / at_1 == pytest.approx(0.25, rel=1e-3)
+
+
+def test_a_critic_without_normalisation_is_positively_homogeneous():
+    # bias-free convolutions and LeakyReLU: D(c x) = c D(x), so grad D(c x) = grad D(x)
+    at_1, at_quarter, at_4 = critic_input_gradient_norms("none", [1.0, 0.25, 4.0])
+    assert at_quarter / at_1 == pytest.approx(1.0, rel=1e-5)
+    assert at_4 / at_1 == pytest.approx(1.0, rel=1e-5)
+
+
+@pytest.mark.parametrize("d_norm, layer, params", [("batch", nn.BatchNorm2d, 2), ("layer", nn.GroupNorm, 2), ("none", None, 0)])
+def test_critic_normalisation_options(d_norm, layer, params):
+    d = pair(32, ngf=8, ndf=8, d_norm=d_norm).discriminator
+    norms = [m for m in d.modules() if isinstance(m, (nn.BatchNorm2d, nn.GroupNorm))]
+    assert len(norms) == (2 if layer else 0) and all(type(m) is layer for m in norms)
+    convs = sum(m.weight.numel() for m in d.modules() if isinstance(m, nn.Conv2d))
+    assert count_parameters(d) == convs + params * (16 + 32)
+    for m in norms:  # DCGAN initialisation of the scales, shift 0
+        assert abs(m.weight.mean().item() - 1) < 0.02 and m.bias.abs().max() == 0
+
+
 @pytest.mark.parametrize("size", [28, 48, 8])
 def test_unsupported_sizes_are_config_errors(size):
     with pytest.raises(ConfigError, match="2\\^k >= 16"):
@@ -161,8 +206,10 @@ def test_every_objective_takes_a_step_with_dcgan(objective):
     {"regularizers": {"sigma": 0.1, "grad_reg": 0.1, "r1": 1.0}},
     {"model": {"dropout": 0.2, "spectral_norm": True}, "train": {"n_mcd": 2}},
     {"train": {"sam_rho": 0.05}},
+    {"model": {"d_norm": "layer"}},
+    {"model": {"d_norm": "none", "dropout": 0.2}, "train": {"n_mcd": 2}},
 ])
-def test_regularisers_and_strategies_work_with_batchnorm_dcgan(extra):
+def test_regularisers_strategies_and_critic_norms_work_with_dcgan(extra):
     out = one_step("wgan_div", **extra)
     assert out["moved"]
     assert all(torch.isfinite(torch.as_tensor(v)).all() for k, v in out["stats"].items() if k.startswith("loss"))

@@ -65,6 +65,10 @@ class ModelConfig(Section):
     ngf: int = Field(64, ge=1)
     ndf: int = Field(64, ge=1)
     spectral_norm: bool = False
+    #: normalisation in the DCGAN critic's hidden blocks 2..L: "batch" (the paper's code),
+    #: "layer" (GroupNorm with one group: per-sample statistics over C x H x W, as Gulrajani et
+    #: al. 2017 advise for gradient penalties) or "none"
+    d_norm: Literal["batch", "layer", "none"] = "batch"
 
 
 class ObjectiveConfig(Section):

@@ -17,7 +17,13 @@ networks: after the 2nd and 3rd blocks at 64 px, the 2nd to 4th at 128 px (the p
 layers), and, our choice for sizes the paper did not use, after the 2nd and 3rd at 32 px and the
 2nd at 16 px. A slot is an ``nn.Identity`` when the rate is 0, so parameter names do not depend on
 the rate. Weights are initialised as in :mod:`occamgan.models.init`. ``model.spectral_norm`` adds
-spectral normalisation (Miyato et al. 2018) to every critic convolution, keeping BatchNorm.
+spectral normalisation (Miyato et al. 2018) to every critic convolution.
+
+``model.d_norm`` picks the critic's normalisation. "batch" is the paper's. It couples the samples
+of a batch, so a gradient penalty's per-sample grad_x D is no longer per sample, and a collapsed
+fake batch (zero variance) is normalised to a constant the critic cannot tell apart from any other
+collapsed batch. "layer" (GroupNorm with one group: statistics per sample over C x H x W, the
+layer norm Gulrajani et al. 2017, section 4, use for WGAN-GP critics) and "none" avoid both.
 """
 from __future__ import annotations
 
@@ -48,6 +54,15 @@ def dropout_slots(n_blocks: int) -> range:
     return range(2, max(n_blocks - 1, min(n_blocks, 3)) + 1)
 
 
+def critic_norm(kind: str, width: int) -> nn.Module:
+    """The critic's normalisation layer for ``width`` channels (see ``model.d_norm``)."""
+    if kind == "batch":
+        return nn.BatchNorm2d(width)
+    if kind == "layer":
+        return nn.GroupNorm(1, width)
+    return nn.Identity()
+
+
 def _slot(rate: float) -> nn.Module:
     return nn.Dropout2d(rate) if rate > 0 else nn.Identity()
 
@@ -73,16 +88,16 @@ class DCGANGenerator(nn.Module):
 
 
 class DCGANCritic(nn.Module):
-    def __init__(self, channels: int, size: int, ndf: int, dropout: float = 0.0):
+    def __init__(self, channels: int, size: int, ndf: int, dropout: float = 0.0, norm: str = "batch"):
         super().__init__()
         n = hidden_blocks(size)
         layers: OrderedDict[str, nn.Module] = OrderedDict()
         width_in = channels
         for i in range(1, n + 1):
             width = ndf * 2 ** (i - 1)
-            norm = nn.BatchNorm2d(width) if i > 1 else nn.Identity()
+            norm_layer = critic_norm(norm, width) if i > 1 else nn.Identity()
             layers[f"block{i}"] = nn.Sequential(
-                nn.Conv2d(width_in, width, 4, 2, 1, bias=False), norm, nn.LeakyReLU(0.2)
+                nn.Conv2d(width_in, width, 4, 2, 1, bias=False), norm_layer, nn.LeakyReLU(0.2)
             )
             if i in dropout_slots(n):
                 layers[f"dropout{i}"] = _slot(dropout)
@@ -110,7 +125,7 @@ def build_dcgan(cfg: Any, sample_shape: tuple[int, ...], with_discriminator: boo
     g = dcgan_init_(DCGANGenerator(cfg.latent_dim, channels, size, cfg.ngf, cfg.dropout))
     d = None
     if with_discriminator:
-        d = dcgan_init_(DCGANCritic(channels, size, cfg.ndf, cfg.dropout))
+        d = dcgan_init_(DCGANCritic(channels, size, cfg.ndf, cfg.dropout, cfg.d_norm))
         if cfg.spectral_norm:
             add_spectral_norm(d)
     return ModelPair(g, d)
