@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from occamgan.config import Config, build_config, load_config
@@ -84,3 +86,18 @@ def test_round_trip_through_yaml(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(cfg.to_yaml())
     assert load_config(path) == cfg
+
+
+SHIPPED_CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").rglob("*.yaml"))
+
+
+def test_the_repository_ships_configs():
+    assert len(SHIPPED_CONFIGS) >= 10
+
+
+@pytest.mark.parametrize("path", SHIPPED_CONFIGS, ids=lambda p: p.name)
+def test_every_shipped_config_validates_and_names_registered_plugins(path):
+    from occamgan.config import check_names
+
+    cfg = load_config(path)
+    check_names(cfg)  # raises ConfigError on an unregistered objective, model, data set, ...
