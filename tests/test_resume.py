@@ -77,6 +77,19 @@ def test_checkpoint_of_another_game_is_refused(tmp_path, tiny_overrides):
                        progress=False)
 
 
+def test_a_checkpoint_from_before_a_config_key_existed_loads_under_its_default(tmp_path):
+    from occamgan.config import build_config
+    from occamgan.train.checkpoint import check_signature, game_signature
+
+    cfg = build_config({"model": {"name": "dcgan"}})
+    saved = game_signature(cfg)
+    del saved["model"]["d_norm"]  # as written before model.d_norm was added
+    check_signature(saved, game_signature(cfg), tmp_path / "old.pt")
+    other = build_config({"model": {"name": "dcgan", "d_norm": "none"}})
+    with pytest.raises(CheckpointError, match="different game: model"):
+        check_signature(saved, game_signature(other), tmp_path / "old.pt")
+
+
 def test_corrupt_and_foreign_checkpoints(tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")

@@ -81,9 +81,18 @@ def game_signature(cfg: Any) -> dict[str, Any]:
 
 
 def check_signature(saved: dict[str, Any], current: dict[str, Any], path: str | Path) -> None:
+    """Raise unless the checkpoint's game signature equals the current one. A checkpoint written
+    before a config key existed has no value for it; the key's schema default, which is the
+    behaviour that run was trained with, stands in for it."""
+    from ..config import build_config
+
+    defaults = game_signature(build_config())
     for key in current:
-        if saved.get(key) != current[key]:
+        was = saved.get(key)
+        if isinstance(was, dict) and isinstance(defaults.get(key), dict):
+            was = {**defaults[key], **was}
+        if was != current[key]:
             raise CheckpointError(
                 f"checkpoint {str(path)!r} belongs to a different game: {key} is "
-                f"{saved.get(key)!r} there, {current[key]!r} here"
+                f"{was!r} there, {current[key]!r} here"
             )
