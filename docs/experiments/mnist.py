@@ -115,6 +115,9 @@ def rescore(args: argparse.Namespace) -> None:
         old = json.loads(path.read_text())
         if old.get("generator") == "raw" and (not args.inception or "fid" in old):
             continue
+        if (old["objective"] not in args.objectives or old["strategy"] not in args.strategies
+                or old["seed"] not in [SEEDS[i] for i in args.seeds]):
+            continue
         run_dir = path.parent
         score(run_dir, old["objective"], old["strategy"], old["seed"], args)
 
@@ -242,10 +245,12 @@ def main() -> None:
             p.add_argument("objective")
             p.add_argument("strategy", choices=list(STRATEGIES))
             p.add_argument("seed", type=int)
-        elif name == "run":
-            p.add_argument("--objectives", nargs="+", default=["rgan"], choices=list(OBJECTIVE_SETUP))
+        else:  # run and rescore select runs alike
+            default_objectives = ["rgan"] if name == "run" else list(OBJECTIVE_SETUP)
+            p.add_argument("--objectives", nargs="+", default=default_objectives, choices=list(OBJECTIVE_SETUP))
             p.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=list(STRATEGIES))
             p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="indices into the paper's seeds")
+        if name == "run":
             p.add_argument("--jobs", type=int, default=2)
         p.add_argument("--steps", type=int, default=1500)
         p.add_argument("--width", type=int, default=16, help="ngf = ndf")
