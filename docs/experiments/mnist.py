@@ -87,33 +87,43 @@ def score(run_dir: Path, objective: str, strategy: str, seed: int, args: argpars
     """LeNet FID/KID (and optionally Inception FID) of the RAW generator on args.n_eval samples
     against as many MNIST test images. Raw, not EMA: with the paper's EMA (decay 0.999, i.e. a
     ~1,000-step memory) started at 20% of a 600-step run, the average is still dominated by the
-    early generator (grey blobs), which says nothing about the strategies."""
+    early generator (grey blobs), which says nothing about the strategies. MC-dropout runs are
+    sampled with dropout active (the method) and also, as ``*_no_mc``, with it off, to separate
+    what training with dropout does from what sampling with it does. Scores of an earlier call
+    that this one does not recompute (e.g. Inception FID) are kept."""
     from occamgan.metrics.image_eval import evaluate_run
 
     mc = strategy == "mc_dropout"
+    path = run_dir / "scores.json"
+    previous = json.loads(path.read_text()) if path.is_file() else {}
     summary = json.loads((run_dir / "summary.json").read_text())
-    scores = {"objective": objective, "strategy": strategy, "seed": seed, "generator": "raw",
-              "train_seconds": summary.get("seconds"), "mc_dropout_sampling": mc}
-    common = dict(n=args.n_eval, n_ref=args.n_eval, reference_split="test", use_ema=False, mc_dropout=mc, record=True)
-    results = evaluate_run(run_dir, ["fid_lenet", "kid_lenet"], **common)
+    scores = previous if previous.get("generator") == "raw" else {}
+    scores.update({"objective": objective, "strategy": strategy, "seed": seed, "generator": "raw",
+                   "train_seconds": summary.get("seconds"), "mc_dropout_sampling": mc})
+    common = dict(n=args.n_eval, n_ref=args.n_eval, reference_split="test", use_ema=False)
+    results = evaluate_run(run_dir, ["fid_lenet", "kid_lenet"], mc_dropout=mc, record=True, **common)
     if args.inception:
-        results.update(evaluate_run(run_dir, ["fid"], **common))
+        results.update(evaluate_run(run_dir, ["fid"], mc_dropout=mc, record=True, **common))
+    if mc:
+        plain = evaluate_run(run_dir, ["fid_lenet", "kid_lenet"], mc_dropout=False, record=False, **common)
+        results.update({f"{k}_no_mc": v for k, v in plain.items() if not k.startswith("protocol")})
     scores.update({k: v for k, v in results.items() if not k.startswith("protocol")})
-    scores["protocol"] = {k: v for k, v in results.items() if k.startswith("protocol")}
-    (run_dir / "scores.json").write_text(json.dumps(scores, indent=2))
+    scores.setdefault("protocol", {}).update({k: v for k, v in results.items() if k.startswith("protocol")})
+    path.write_text(json.dumps(scores, indent=2))
     print(json.dumps({k: v for k, v in scores.items() if k != "protocol"}), flush=True)
     return scores
 
 
 def rescore(args: argparse.Namespace) -> None:
-    """Score again every finished run whose scores are not of the raw generator (or lack
-    Inception FID when --inception is given)."""
+    """Score again every selected finished run whose scores are not of the raw generator, lack
+    Inception FID when --inception is given, or (MC dropout) lack the scores without MC sampling."""
     import torch
 
     torch.set_num_threads(1)
     for path in sorted(OUT.glob("*/*/s*/scores.json")):
         old = json.loads(path.read_text())
-        if old.get("generator") == "raw" and (not args.inception or "fid" in old):
+        complete = (not args.inception or "fid" in old) and (old["strategy"] != "mc_dropout" or "fid_lenet_no_mc" in old)
+        if old.get("generator") == "raw" and complete:
             continue
         if (old["objective"] not in args.objectives or old["strategy"] not in args.strategies
                 or old["seed"] not in [SEEDS[i] for i in args.seeds]):
@@ -185,7 +195,7 @@ def mean_sd(values: list[float]) -> str:
 
 def report(args: argparse.Namespace) -> None:
     scores = load_scores()
-    metrics = ["fid_lenet", "kid_lenet", "fid"]
+    metrics = ["fid_lenet", "kid_lenet", "fid", "fid_lenet_no_mc", "kid_lenet_no_mc"]
     rows = ["| objective | strategy | seeds | " + " | ".join(metrics) + " | wall s / run (runs timed) |",
             "|---" * (len(metrics) + 4) + "|"]
     for objective in sorted({s["objective"] for s in scores}):
@@ -219,7 +229,7 @@ def figure(scores: list[dict], path: Path) -> None:
                    key=lambda c: (c[0], list(STRATEGIES).index(c[1])))
     objectives = sorted({c[0] for c in cells})
     ncol = len(STRATEGIES)
-    fig, axes = plt.subplots(len(objectives), ncol, figsize=(2.2 * ncol, 2.4 * len(objectives)), squeeze=False)
+    fig, axes = plt.subplots(len(objectives), ncol, figsize=(2.2 * ncol, 2.7 * len(objectives)), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for objective, strategy in cells:
