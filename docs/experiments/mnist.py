@@ -180,6 +180,43 @@ def run_all(args: argparse.Namespace) -> None:
                 print(f"{'done' if proc.returncode == 0 else 'FAILED'}: {log.name}", flush=True)
 
 
+# ------------------------------------------------------------------------- critic gradients at init
+CRITICS = [  # (label, config file or None for this driver's setup, critic normalisation)
+    ("DCGAN-32, width 16", None, "batch"), ("DCGAN-32, width 16", None, "layer"),
+    ("DCGAN-32, width 16", None, "none"),
+    ("DCGAN-64, width 64", "configs/images/mnist64_wgan_div.yaml", "batch"),
+    ("DCGAN-64, width 64", "configs/images/mnist64_wgan_div.yaml", "none"),
+]
+
+
+def critic_gradients(args: argparse.Namespace) -> None:
+    """The table of mnist.md, "WGAN-div and the critic's BatchNorm": contrast (per-image sd),
+    mean ||grad_x D|| and E||grad_x D||^6 on 64 real and 64 generated images, at initialisation."""
+    import torch
+
+    from occamgan.build import build_experiment
+    from occamgan.config import build_config, load_config
+
+    print("| critic | d_norm | mean per-image sd, real / fake | mean ||grad D||, real / fake | E||grad D||^6, real / fake |")
+    print("|---|---|---|---|---|")
+    for label, path, d_norm in CRITICS:
+        overrides = [f"model.d_norm={d_norm}", f"data.root={MNIST}", "train.device=cpu", f"seed={SEEDS[0]}"]
+        cfg = (load_config(ROOT / path, overrides) if path
+               else build_config(base_config("wgan_div", args.steps, args.width, SEEDS[0]), overrides))
+        exp = build_experiment(cfg)
+        real = exp.data.batch_sampler(64, seed=0).next()
+        with torch.no_grad():
+            fake = exp.game.generator(torch.randn(64, cfg.model.latent_dim, generator=torch.Generator().manual_seed(0)))
+        cells = []
+        for x in (real, fake):
+            x = x.clone().requires_grad_(True)
+            (grad,) = torch.autograd.grad(exp.game.discriminator(x).sum(), x)
+            norm = grad.flatten(1).norm(dim=1)
+            cells.append((x.detach().flatten(1).std(1).mean().item(), norm.mean().item(), norm.pow(6).mean().item()))
+        (sr, gr, pr), (sf, gf, pf) = cells
+        print(f"| {label} | {d_norm} | {sr:.2f} / {sf:.2g} | {gr:.2g} / {gf:.2g} | {pr:.2g} / {pf:.2g} |")
+
+
 # ------------------------------------------------------------------------------------------ report
 def load_scores() -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(OUT.glob("*/*/s*/scores.json"))]
@@ -266,6 +303,9 @@ def main() -> None:
         p.add_argument("--width", type=int, default=16, help="ngf = ndf")
         p.add_argument("--n-eval", type=int, default=2000)
         p.add_argument("--inception", action="store_true", help="also Inception FID (~0.2 s per image on 2 cores)")
+    p = sub.add_parser("critic-gradients", help="the critic's input gradients at initialisation (mnist.md)")
+    p.add_argument("--steps", type=int, default=600)
+    p.add_argument("--width", type=int, default=16, help="ngf = ndf")
     p = sub.add_parser("report")
     p.add_argument("--figure", default=str(ROOT / "docs" / "experiments" / "mnist_samples.png"))
     args = ap.parse_args()
@@ -275,6 +315,8 @@ def main() -> None:
         run_all(args)
     elif args.cmd == "rescore":
         rescore(args)
+    elif args.cmd == "critic-gradients":
+        critic_gradients(args)
     else:
         report(args)
 
