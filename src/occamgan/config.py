@@ -66,8 +66,8 @@ class ModelConfig(Section):
     ndf: int = Field(64, ge=1)
     spectral_norm: bool = False
     #: normalisation in the DCGAN critic's hidden blocks 2..L: "batch" (the paper's code),
-    #: "layer" (GroupNorm with one group: per-sample statistics over C x H x W, as Gulrajani et
-    #: al. 2017 advise for gradient penalties) or "none"
+    #: "layer" (GroupNorm with one group: per-sample statistics over C x H x W) or "none" (the
+    #: choice for WGAN-div: a normalised critic is steep at low-contrast fakes; models/dcgan.py)
     d_norm: Literal["batch", "layer", "none"] = "batch"
 
 

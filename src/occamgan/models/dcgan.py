@@ -19,11 +19,14 @@ layers), and, our choice for sizes the paper did not use, after the 2nd and 3rd 
 the rate. Weights are initialised as in :mod:`occamgan.models.init`. ``model.spectral_norm`` adds
 spectral normalisation (Miyato et al. 2018) to every critic convolution.
 
-``model.d_norm`` picks the critic's normalisation. "batch" is the paper's. It couples the samples
-of a batch, so a gradient penalty's per-sample grad_x D is no longer per sample, and a collapsed
-fake batch (zero variance) is normalised to a constant the critic cannot tell apart from any other
-collapsed batch. "layer" (GroupNorm with one group: statistics per sample over C x H x W, the
-layer norm Gulrajani et al. 2017, section 4, use for WGAN-GP critics) and "none" avoid both.
+``model.d_norm`` picks the critic's normalisation: "batch" (the paper's), "layer" (GroupNorm with
+one group, statistics per sample over C x H x W, as Gulrajani et al. 2017, section 4, use for
+WGAN-GP critics) or "none". Either normalisation makes the critic contrast-invariant, D(c x) = D(x)
+for c > 0, so ||grad_x D(c x)|| = ||grad_x D(x)|| / c: steep at low-contrast inputs such as a
+young generator's near-grey fakes, where WGAN-div's ||grad D||^p penalty (p = 6) then flattens the
+critic before the generator learns (docs/experiments/mnist.md). Without normalisation the
+bias-free critic is positively homogeneous, D(c x) = c D(x), and its gradient does not depend on
+contrast.
 """
 from __future__ import annotations
 

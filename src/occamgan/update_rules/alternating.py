@@ -1,6 +1,7 @@
 """Alternating gradient descent (GDA): n_critic critic steps, then one generator step, each
-player with its own torch optimiser (Adam; SAM/ASAM-wrapped when ``train.sam_rho > 0``) and
-the LR schedule: warm-up, optional decay (Goodfellow et al. 2014, Alg. 1; Arjovsky et al. 2017, Alg. 1 for n_critic).
+player with its own torch optimiser (Adam; SAM/ASAM-wrapped when ``train.sam_rho > 0``) and the
+LR schedule (warm-up, optional decay) (Goodfellow et al. 2014, Alg. 1; Arjovsky et al. 2017, Alg. 1
+for n_critic).
 
 Work is not repeated: the critic steps see *detached* fakes (no backward through G), and the
 fakes of the last critic step, generated once with their graph, are reused by the generator
