@@ -37,7 +37,8 @@ def train(
 @user_errors
 def list_networks() -> None:
     """Show the feature networks that are available and where their files are."""
-    from ..metrics.features import FEATURE_NETWORKS, cache_dir, inception_candidates
+    from ..cache import cache_dir
+    from ..metrics.features import FEATURE_NETWORKS, inception_candidates
 
     for name in FEATURE_NETWORKS.names():
         typer.echo(f"registered: {name}")

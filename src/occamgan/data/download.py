@@ -16,6 +16,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..cache import cache_dir
 from ..errors import DataError
 
 #: seconds before a download attempt gives up (offline machines fail fast on DNS anyway)
@@ -38,8 +39,7 @@ def data_root(root: str | None) -> Path:
         return Path(root).expanduser()
     if os.environ.get("OCCAMGAN_DATA"):
         return Path(os.environ["OCCAMGAN_DATA"]).expanduser()
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "occamgan" / "data"
+    return cache_dir() / "data"
 
 
 def candidate_dirs(root: str | None, name: str) -> list[Path]:

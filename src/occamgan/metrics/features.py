@@ -36,6 +36,7 @@ import torch
 from torch import Tensor, nn
 
 from ..data.download import RemoteFile, download, file_digest
+from ..cache import cache_dir
 from ..errors import OccamError
 from ..registry import Registry
 from .domain_classifier import TrainedClassifier, fit_to_input, load_classifier
@@ -55,11 +56,6 @@ DEFAULT_DOMAIN_CLASSIFIER = "lenet"
 
 class FeatureNetworkError(OccamError):
     """A feature network file is missing, corrupt or of the wrong kind."""
-
-
-def cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/occamgan`` (default ``~/.cache/occamgan``)."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "occamgan"
 
 
 def classifier_path(name: str) -> Path:

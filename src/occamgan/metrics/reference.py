@@ -23,7 +23,8 @@ import torch
 from torch import Tensor
 
 from ..data.base import DataSource
-from .features import FeatureExtractor, cache_dir, extract_features, quantize
+from ..cache import cache_dir
+from .features import FeatureExtractor, extract_features, quantize
 from .fid import FeatureStatistics, GaussianStats
 
 REFERENCE_SEED = 0
