@@ -200,4 +200,5 @@ def test_mmd_objective_has_no_critic_and_gradients_are_finite_at_coincident_poin
 
 
 def test_every_objective_is_registered():
-    assert set(["minimax", "ns", "lsgan", "hinge", "wgan", "wgan_gp", "wgan_div", "rgan", "mmd"]) <= set(OBJECTIVES.names())
+    assert set(["minimax", "ns", "lsgan", "hinge", "wgan", "wgan_gp", "wgan_div", "rgan", "mmd",
+                "rsgan", "ralsgan", "rahinge", "rpgan"]) <= set(OBJECTIVES.names())
