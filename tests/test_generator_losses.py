@@ -1,25 +1,29 @@
 """Generator losses beyond divergences (Jolicoeur-Martineau 2018): classic losses, the four
-distance classes as one family, the author's 20 numeric ids, and their use in a Game."""
+distance classes as one family, the author's 20 numeric ids (1-12 on sigmoid probabilities, 13-20
+on log-sigmoid, as her sigmoid critic has them), the relativistic losses, and their use in a Game."""
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from occamgan.config import ObjectiveConfig, build_config
-from occamgan.divergences import implied_divergence
+from occamgan.config import build_config
+from occamgan.divergences import FDivergence, implied_divergence
 from occamgan.errors import ConfigError
 from occamgan.objectives.base import GENERATOR_LOSSES
 from occamgan.objectives.generator_losses import (
     DISTANCES,
     SPACES,
     DistanceGeneratorLoss,
+    ObjectiveGeneratorLoss,
     jm_alias,
     pseudo_huber,
     readable_name,
 )
+from occamgan.objectives.relativistic import RELATIVISTIC
 
 gen = torch.Generator().manual_seed(3)
 D_REAL = torch.randn(16, generator=gen, dtype=torch.float64)
@@ -28,14 +32,17 @@ Y = 0.7
 
 
 def build(name: str, target_label: float = Y):
-    return GENERATOR_LOSSES.get(name)(ObjectiveConfig(target_label=target_label))
+    # a loss factory reads only target_label from its config section
+    return GENERATOR_LOSSES.get(name)(SimpleNamespace(target_label=target_label))
 
 
 # the author's formulas (GAN_losses_iter_beyond_divergence_min.py, loss_G 1..20), written out one by
-# one in terms of the critic's output D and log D; an independent transcription of the id table
-def _author(loss_id: int, dr, df, y):
+# one in terms of her critic's output D = sigmoid(logit) and log D; an independent transcription
+# of the id table. Takes logits.
+def _author(loss_id: int, logit_r, logit_f, y):
     m = torch.mean
-    lr, lf, ly = F.logsigmoid(dr), F.logsigmoid(df), math.log(y)
+    dr, df = torch.sigmoid(logit_r), torch.sigmoid(logit_f)
+    lr, lf, ly = F.logsigmoid(logit_r), F.logsigmoid(logit_f), math.log(y)
     hub = lambda a: torch.sqrt(a**2 + 1) - 1  # noqa: E731
     return {
         1: m((dr - df) ** 2), 2: m((df - y) ** 2), 3: (m(df) - m(dr)) ** 2, 4: (m(df) - y) ** 2,
@@ -59,7 +66,7 @@ def test_alias_classes_follow_the_methods_table():
     # methods.md section 6: E(d) 1/5/9/13/17, E(d)_lab 2/6/10/14/18, d(E) 3/7/11/15/19, d(E)_lab 4/8/12/16/20
     classes = {("mean_of_distances", "real"): [1, 5, 9, 13, 17], ("mean_of_distances", "label"): [2, 6, 10, 14, 18],
                ("distance_of_means", "real"): [3, 7, 11, 15, 19], ("distance_of_means", "label"): [4, 8, 12, 16, 20]}
-    distances = [("l2", "raw"), ("l1", "raw"), ("pseudo_huber", "raw"), ("l2", "log"), ("l1", "log")]
+    distances = [("l2", "sigmoid"), ("l1", "sigmoid"), ("pseudo_huber", "sigmoid"), ("l2", "log"), ("l1", "log")]
     for (reduction, reference), ids in classes.items():
         for loss_id, (distance, space) in zip(ids, distances):
             assert jm_alias(loss_id) == (reduction, reference, distance, space)
@@ -128,15 +135,52 @@ def test_classic_losses():
 
 
 def test_implied_divergences_of_per_sample_losses():
-    # under the optimal GAN critic: wgan/hinge follow reverse KL; lsgan (E(d)_lab L2, y^ = 1) is no
-    # divergence; its log-space version is one, and mode-seeking
+    # under the optimal GAN critic: wgan/hinge follow reverse KL; lsgan (E(d)_lab L2 on logits,
+    # y^ = 1) is no divergence, nor are the other logit-space label losses; the log-space version
+    # (id 14) is one, and mode-seeking
     wgan = implied_divergence(build("wgan").per_sample)
     assert wgan.tail_exponents() == pytest.approx((2.0, 2.0), abs=1e-6)
     assert not implied_divergence(build("lsgan").per_sample).is_convex()
-    assert not implied_divergence(build("2", target_label=1.0).per_sample).is_convex()
+    for name in ("mean_dist_label_l2", "mean_dist_label_l1", "mean_dist_label_huber"):
+        assert not implied_divergence(build(name, target_label=1.0).per_sample).is_convex(), name
     log_l2 = implied_divergence(build("14", target_label=1.0).per_sample)
     assert log_l2.is_convex() and log_l2.behaviour() == "mode-seeking"
     assert build("1").per_sample is None
+
+
+# f'' = -h'(log u) / u^2 with sigmoid(log u) = u / (1 + u), 1 - sigmoid(log u) = 1 / (1 + u):
+#   id 2:  h = (1 - s)^2,             h' = -2 s (1 - s)^2            ->  f'' = 2 / (u (1 + u)^3)
+#   id 6:  h = 1 - s,                 h' = -s (1 - s)                ->  f'' = 1 / (u (1 + u)^2)
+#   id 10: h = sqrt((1 - s)^2 + 1) - 1 ->  f'' = 1 / (u (1 + u)^2 sqrt((1 + u)^2 + 1))
+CONVEX_IDS = {
+    "2": (lambda u: 2 / (u * (1 + u) ** 3), (1.0, 4.0)),
+    "6": (lambda u: 1 / (u * (1 + u) ** 2), (1.0, 3.0)),
+    "10": (lambda u: 1 / (u * (1 + u) ** 2 * torch.sqrt((1 + u) ** 2 + 1)), (1.0, 4.0)),
+}
+
+
+@pytest.mark.parametrize("loss_id", sorted(CONVEX_IDS))
+def test_probability_space_label_losses_are_convex_divergences(loss_id):
+    """The claim of issue 13: on the author's probabilities, ids 2, 6 and 10 (E(d)_lab with L2, L1,
+    pseudo-Huber; y^ = 1) decrease in d, so the implied f is convex: f-divergences, unlike their
+    logit-space versions (lsgan and kin, test above)."""
+    div = implied_divergence(build(loss_id, target_label=1.0).per_sample)
+    assert isinstance(div, FDivergence) and div.is_convex()
+    f2, tails = CONVEX_IDS[loss_id]
+    u = torch.logspace(-6, 6, 25, dtype=torch.float64)
+    torch.testing.assert_close(div.f_second(u), f2(u), rtol=1e-9, atol=0)
+    assert div.tail_exponents() == pytest.approx(tails, abs=1e-5)
+    assert div.behaviour() == "mode-seeking"  # a0 + ainf = 5, 4, 5 > 3
+    # f(1) = f'(1) = 0 and f >= 0 (a convex f normalised at 1)
+    one = torch.tensor([1.0], dtype=torch.float64)
+    assert abs(float(div.f(one))) < 1e-14 and abs(float(div.f_prime(one))) < 1e-14
+    assert bool((div.f(u) >= -1e-12).all())
+
+
+@pytest.mark.parametrize("loss_id", sorted(CONVEX_IDS))
+def test_probability_label_losses_with_a_soft_label_are_not_divergences(loss_id):
+    # y^ = 0.7 < 1: h = g(sigmoid(d) - 0.7) increases once sigmoid(d) > 0.7, so f'' < 0 there
+    assert not implied_divergence(build(loss_id, target_label=0.7).per_sample).is_convex()
 
 
 def test_config_accepts_names_and_rejects_typos():
@@ -164,3 +208,78 @@ def test_game_uses_the_generator_loss():
     torch.testing.assert_close(exp.game.generator_loss(real, fake).detach(), want)
     stats = exp.rule.step(exp.game, exp.data.batch_sampler(16, seed=1).next)
     assert all(math.isfinite(float(v)) for v in stats.values())
+
+
+# ----------------------------------------------------------------------------- probability space
+# logits whose sigmoids are exact quarters: sigmoid(log 3) = 3/4, sigmoid(0) = 1/2, sigmoid(-log 3) = 1/4
+L3 = math.log(3.0)
+P_REAL = torch.tensor([L3, 0.0], dtype=torch.float64)  # D_r = (3/4, 1/2)
+P_FAKE = torch.tensor([-L3, L3], dtype=torch.float64)  # D_f = (1/4, 3/4)
+hub = lambda a: math.sqrt(a * a + 1) - 1  # noqa: E731
+# by hand, y^ = 1: D_r - D_f = (1/2, -1/4), D_f - 1 = (-3/4, -1/4), mean D_r - mean D_f = 1/8,
+# mean D_f - 1 = -1/2
+HAND = {
+    "1": (0.25 + 0.0625) / 2, "2": (0.5625 + 0.0625) / 2, "3": 0.015625, "4": 0.25,
+    "5": (0.5 + 0.25) / 2, "6": (0.75 + 0.25) / 2, "7": 0.125, "8": 0.5,
+    "9": (hub(0.5) + hub(0.25)) / 2, "10": (hub(0.75) + hub(0.25)) / 2, "11": hub(0.125), "12": hub(0.5),
+}
+
+
+@pytest.mark.parametrize("loss_id", sorted(HAND, key=int))
+def test_ids_1_to_12_on_probabilities_by_hand(loss_id):
+    loss = build(loss_id, target_label=1.0)
+    value = float(loss(P_REAL if loss.needs_real else None, P_FAKE))
+    assert value == pytest.approx(HAND[loss_id], rel=1e-12, abs=1e-15)
+    # the alias is the prob_ loss, and the logit loss of the same class is another number
+    reduction, reference, distance, space = jm_alias(int(loss_id))
+    assert space == "sigmoid" and repr(build(readable_name(reduction, reference, distance, "sigmoid"), 1.0)) == repr(loss)
+    logit_loss = build(readable_name(reduction, reference, distance, "raw"), 1.0)
+    assert abs(float(logit_loss(P_REAL if loss.needs_real else None, P_FAKE)) - HAND[loss_id]) > 1e-3
+
+
+def test_probability_label_loss_with_a_soft_label_by_hand():
+    # id 2, y^ = 0.7: ((1/4 - 0.7)^2 + (3/4 - 0.7)^2) / 2 = (0.2025 + 0.0025) / 2
+    assert float(build("2", target_label=0.7)(None, P_FAKE)) == pytest.approx(0.1025, rel=1e-12)
+    # id 14 keeps log-space: (log(1/4) - log 0.7)^2 and (log(3/4) - log 0.7)^2
+    want = ((math.log(0.25 / 0.7)) ** 2 + (math.log(0.75 / 0.7)) ** 2) / 2
+    assert float(build("14", target_label=0.7)(None, P_FAKE)) == pytest.approx(want, rel=1e-12)
+
+
+def test_probability_losses_are_bounded_where_logit_losses_are_not():
+    # a critic that is very sure: sigmoid saturates, so the prob_ L2 loss stays <= (1 - 0)^2 = 1
+    far = torch.tensor([-50.0, 50.0], dtype=torch.float64)
+    assert float(build("2", 1.0)(None, far)) == pytest.approx(0.5, rel=1e-12)
+    assert float(build("mean_dist_label_l2", 1.0)(None, far)) == pytest.approx((51**2 + 49**2) / 2, rel=1e-12)
+
+
+def test_id_2_under_the_ns_critic_is_the_squared_probability_error():
+    """In a Game with the NS critic loss, generator loss "2" is exactly mean((sigmoid(d_f) - 1)^2)."""
+    from occamgan.build import build_experiment
+
+    cfg = build_config({
+        "objective": {"name": "ns", "generator_loss": "2", "target_label": 1.0},
+        "data": {"name": "ring8", "n_samples": 128},
+        "model": {"depth": 1, "width": 16},
+        "train": {"batch_size": 16, "device": "cpu"},
+    })
+    exp = build_experiment(cfg)
+    real = exp.data.batch_sampler(16, seed=0).next()
+    fake = exp.game.generate(torch.randn(16, cfg.model.latent_dim, generator=torch.Generator().manual_seed(0)))
+    with torch.no_grad():
+        d = exp.game.critic(fake)
+        want = (torch.sigmoid(d) - 1).pow(2).mean()
+        got = exp.game.generator_loss(real, fake)
+    assert torch.equal(got, want)
+    assert not exp.game.custom_generator_loss.needs_real
+
+
+# ----------------------------------------------------------------------------- relativistic
+def test_relativistic_generator_losses_are_the_objectives_own():
+    for name, cls in RELATIVISTIC.items():
+        loss = build(name)
+        assert isinstance(loss, ObjectiveGeneratorLoss) and isinstance(loss.objective, cls)
+        assert loss.needs_real
+        objective = cls()
+        torch.testing.assert_close(loss(D_REAL, D_FAKE), objective.generator_loss(D_REAL, D_FAKE), rtol=0, atol=0)
+        with pytest.raises(ValueError, match="needs D"):
+            loss(None, D_FAKE)

@@ -10,9 +10,11 @@ Classic losses, usable with any objective (on raw critic outputs d):
   minimax  -E softplus(d_f)                      (Goodfellow et al. 2014, Eq. 1)
   lsgan    E (d_f - 1)^2                         (Mao et al. 2017, Eq. 2, c = 1)
   wgan, hinge  -E d_f                            (Arjovsky et al. 2017; Lim & Ye 2017)
-  rsgan    E softplus(-(d_f,i - d_r,i))          (Jolicoeur-Martineau 2019, Eq. 2, paired)
-  rgan     1/2 [E softplus(-(d_f - E d_r)) + E softplus(d_r - E d_f)]  (relativistic average,
-           as in the Occam paper's code; methods.md section 2)
+
+Relativistic generator losses, each the generator loss of the objective of the same name in
+:mod:`occamgan.objectives.relativistic` (one implementation, wrapped by
+:class:`ObjectiveGeneratorLoss`): ``rsgan`` E softplus(-(d_f,i - d_r,i)) (paired), ``rgan``
+(RaSGAN as in the Occam paper's code), ``ralsgan``, ``rahinge`` and ``rpgan`` (= rsgan's loss).
 
 The four classes of Jolicoeur-Martineau 2018 (Sec. 4 and the author's code) are one family,
 :class:`DistanceGeneratorLoss`, with a distance g in {L2: a^2, L1: |a|, pseudo-Huber:
@@ -25,14 +27,18 @@ sqrt(a^2 + 1) - 1} applied in a space s(d) in {raw d, sigmoid(d), log sigmoid(d)
 
 with s(y^) = y^ in raw and sigmoid space and log y^ in log space. The author's numeric ids 1-20
 (methods.md section 6) are registered as aliases "1".."20": id = 1 + class + 4 * distance with
-classes in the order above and distances L2, L1, Huber, log L2, log L1. In the author's code the
-"raw" distances act on the critic's output as is, which for the standard GAN is a sigmoid
-probability; our critics output logits, so that case is the ``prob_`` variant (sigmoid space).
-Readable names: ``<mean_dist|dist_mean>_<real|label>_[log_|prob_]<l2|l1|huber>``.
+classes in the order above and distances L2, L1, Huber (ids 1-12) and log L2, log L1 (13-20).
+The author's critic ends in a sigmoid (trained with BCE), so her ids 1-12 act on probabilities
+D = sigmoid(d) and ids 13-20 on log D = log sigmoid(d): with our logit critics the aliases 1-12
+are the sigmoid-space (``prob_``) losses, e.g. id 2 = E (sigmoid(d_f) - y^)^2, and 13-20 the
+log-space ones, so the whole family acts on the author's D. The same formulas on raw logits
+(e.g. E (d_f - y^)^2, which is ``lsgan`` at y^ = 1) stay available under their readable names.
+Readable names: ``<mean_dist|dist_mean>_<real|label>_[log_|prob_]<l2|l1|huber>`` (no prefix: logits).
 
 Losses of the form E_q[h(d_f)] expose ``per_sample = h``, so
 :func:`occamgan.divergences.implied_divergence` can say which f-divergence (if any) they follow
-under the optimal GAN critic (e.g. wgan/hinge: reverse KL; lsgan: none, its implied f is not convex).
+under the optimal GAN critic (e.g. wgan/hinge: reverse KL; lsgan: none, its implied f is not convex;
+ids 2, 6 and 10 at y^ = 1: convex, since h(d) = g(sigmoid(d) - 1) decreases in d).
 """
 from __future__ import annotations
 
@@ -43,7 +49,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .base import GENERATOR_LOSSES, GeneratorLoss
+from .base import GENERATOR_LOSSES, GeneratorLoss, Objective
+from .relativistic import RELATIVISTIC, check_paired
 
 Fn = Callable[[Tensor], Tensor]
 
@@ -82,37 +89,30 @@ _per_sample("wgan", lambda d: -d)
 _per_sample("hinge", lambda d: -d)
 
 
-def _check_paired(d_real: Tensor, d_fake: Tensor) -> None:
-    if d_real.shape != d_fake.shape:
-        raise ValueError(f"a paired generator loss needs as many real as fake outputs, got "
-                         f"{tuple(d_real.shape)} and {tuple(d_fake.shape)}")
+class ObjectiveGeneratorLoss(GeneratorLoss):
+    """The generator loss of an objective, usable with any critic loss (``objective.generator_loss``).
 
+    Calls ``objective.generator_loss(d_real, d_fake)``; ``needs_real`` is the objective's
+    ``generator_needs_real``. The relativistic generator losses are these wrappers, so their
+    formulas live once, in :mod:`occamgan.objectives.relativistic`."""
 
-class RelativisticStandard(GeneratorLoss):
-    """RSGAN: mean softplus(-(d_f,i - d_r,i)) (Jolicoeur-Martineau 2019, Eq. 2, non-saturating)."""
-
-    needs_real = True
-
-    def __call__(self, d_real: Tensor | None, d_fake: Tensor) -> Tensor:
-        assert d_real is not None
-        _check_paired(d_real, d_fake)
-        return F.softplus(-(d_fake - d_real.detach())).mean()
-
-
-class RelativisticAverage(GeneratorLoss):
-    """RaSGAN: 1/2 [BCE(d_f - mean d_r, 1) + BCE(d_r - mean d_f, 0)] (Jolicoeur-Martineau 2019,
-    Eq. 6-7), d_r detached; methods.md section 2."""
-
-    needs_real = True
+    def __init__(self, objective: Objective, name: str):
+        self.objective, self.name = objective, name
+        self.needs_real = objective.generator_needs_real
 
     def __call__(self, d_real: Tensor | None, d_fake: Tensor) -> Tensor:
-        assert d_real is not None
-        d_real = d_real.detach()
-        return 0.5 * (F.softplus(-(d_fake - d_real.mean())).mean() + F.softplus(d_real - d_fake.mean()).mean())
+        return self.objective.generator_loss(d_real, d_fake)
+
+    def __repr__(self) -> str:
+        return f"ObjectiveGeneratorLoss({self.name})"
 
 
-GENERATOR_LOSSES.add("rsgan", lambda cfg=None: RelativisticStandard())
-GENERATOR_LOSSES.add("rgan", lambda cfg=None: RelativisticAverage())
+def _objective_loss(name: str, cls: type[Objective]) -> None:
+    GENERATOR_LOSSES.add(name, lambda cfg=None: ObjectiveGeneratorLoss(cls(), name))
+
+
+for _name, _cls in RELATIVISTIC.items():
+    _objective_loss(_name, _cls)
 
 
 # ----------------------------------------------------------------------------- the JM family
@@ -170,7 +170,7 @@ class DistanceGeneratorLoss(GeneratorLoss):
         if isinstance(ref, Tensor) and not self.paired:
             return self._g(ref.unsqueeze(1) - fake.unsqueeze(0)).mean()
         if isinstance(ref, Tensor):
-            _check_paired(ref, fake)
+            check_paired(ref, fake)
         return self._g(ref - fake).mean()
 
     def __repr__(self) -> str:
@@ -184,7 +184,7 @@ JM_CLASSES: list[tuple[Reduction, Reference]] = [
     ("distance_of_means", "real"), ("distance_of_means", "label"),
 ]
 JM_DISTANCES: list[tuple[Distance, Space]] = [
-    ("l2", "raw"), ("l1", "raw"), ("pseudo_huber", "raw"), ("l2", "log"), ("l1", "log"),
+    ("l2", "sigmoid"), ("l1", "sigmoid"), ("pseudo_huber", "sigmoid"), ("l2", "log"), ("l1", "log"),
 ]
 _SHORT = {"mean_of_distances": "mean_dist", "distance_of_means": "dist_mean",
           "l2": "l2", "l1": "l1", "pseudo_huber": "huber", "raw": "", "sigmoid": "prob_", "log": "log_"}
