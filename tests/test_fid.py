@@ -1,4 +1,5 @@
-"""FID: zero on identical sets, the closed form on Gaussians, float64 streaming statistics."""
+"""FID: zero on identical sets, the closed form on Gaussians, float64 streaming statistics, and the
+imaginary part of the matrix square root reported instead of dropped silently."""
 import numpy as np
 import pytest
 import torch
@@ -7,7 +8,11 @@ from occamgan.metrics.fid import (
     FeatureStatistics,
     GaussianStats,
     fid_from_features,
+    fid_from_stats,
+    fid_with_diagnostics,
     frechet_distance,
+    frechet_distance_with_diagnostics,
+    sqrtm_product,
     sqrtm_product_trace,
 )
 
@@ -94,3 +99,47 @@ def test_shape_mismatch_is_an_error():
         frechet_distance(np.zeros(3), np.eye(3), np.zeros(4), np.eye(4))
     with pytest.raises(ValueError, match="dimension"):
         FeatureStatistics().update(torch.zeros(5, 3)).update(torch.zeros(5, 4))
+
+
+# ----------------------------------------------------------------------------- imaginary part
+def test_imaginary_ratio_of_a_hand_made_complex_root():
+    # S_1 = I, S_2 = diag(4, -1e-4) (not a covariance: one negative eigenvalue) -> the root is
+    # diag(2, 0.01 i): real trace 2, largest imaginary entry 0.01, ratio 0.005;
+    # FID = 0 + Tr S_1 + Tr S_2 - 2 * 2 = 2 + 3.9999 - 4
+    mu = np.zeros(2)
+    s1, s2 = np.eye(2), np.diag([4.0, -1e-4])
+    trace, ratio = sqrtm_product(s1, s2)
+    assert trace == pytest.approx(2.0, rel=1e-12)
+    assert ratio == pytest.approx(0.005, rel=1e-9)
+    fid, ratio2 = frechet_distance_with_diagnostics(mu, s1, mu, s2)
+    assert fid == pytest.approx(1.9999, rel=1e-12) and ratio2 == ratio
+    assert frechet_distance(mu, s1, mu, s2) == fid  # the plain value is unchanged: the real part
+
+
+def test_real_roots_report_zero_and_the_fid_is_unchanged():
+    rng = np.random.default_rng(6)
+    x, y = rng.normal(size=(400, 12)), rng.normal(size=(400, 12)) * 1.5 + 0.2
+    a, b = GaussianStats.of(x), GaussianStats.of(y)
+    fid, ratio = fid_with_diagnostics(a, b)
+    assert isinstance(fid_from_stats(a, b), float) and fid == fid_from_stats(a, b)
+    assert ratio == 0.0  # full-rank SPD product: scipy returns a real root
+    c1, c2 = random_spd(20, rng), random_spd(20, rng, scale=3.0)
+    assert sqrtm_product(c1, c2) == (sqrtm_product_trace(c1, c2), 0.0)
+
+
+def test_rank_deficient_covariances_give_a_small_but_reported_ratio():
+    # fewer samples than dimensions: the product is singular and its root picks up round-off
+    gen = torch.Generator().manual_seed(7)
+    x, y = torch.randn(20, 64, generator=gen), torch.randn(20, 64, generator=gen)
+    fid, ratio = fid_with_diagnostics(GaussianStats.of(x), GaussianStats.of(y))
+    assert fid == fid_from_features(x, y)
+    assert 0.0 <= ratio < 1e-4 and np.isfinite(ratio)
+
+
+@pytest.mark.filterwarnings("ignore:Matrix is singular")  # sqrtm of the zero matrix
+def test_imaginary_ratio_edge_cases():
+    zero = np.zeros((2, 2))
+    assert sqrtm_product(zero, zero) == (0.0, 0.0)
+    # a zero real trace with an imaginary part: S_1 S_2 = diag(-1, -1) -> root diag(i, i)
+    trace, ratio = sqrtm_product(np.eye(2), -np.eye(2))
+    assert trace == pytest.approx(0.0, abs=1e-15) and ratio == float("inf")
