@@ -86,6 +86,73 @@ def test_asam_adam_step_equals_hand_computation():
     torch.testing.assert_close(model.bias.detach(), adam(b0, gb2), rtol=1e-10, atol=1e-12)
 
 
+def test_asam_eta_sgd_step_equals_hand_computation():
+    """Kwon et al.'s T = |psi| + eta: e = rho T^2 g / ||T g||, then SGD with the gradient at psi + e."""
+    model, x, y = regression_problem(4)
+    with torch.no_grad():
+        model.weight[0, 1] = 0.0  # a zero weight: perturbed only through eta
+    w0, b0 = model.weight.detach().clone(), model.bias.detach().clone()
+    rho, lr, eta = 0.5, 0.05, 0.01
+    opt = SAM(torch.optim.SGD(model.parameters(), lr=lr), rho=rho, adaptive=True, eta=eta)
+    probes = []
+    closure = make_closure(model, x, y, [])
+
+    def recording_closure():
+        probes.append((model.weight.detach().clone(), model.bias.detach().clone()))
+        return closure()
+
+    opt.step(recording_closure)
+    gw, gb = flat_gradient(w0, b0, x, y)
+    tw, tb = w0.abs() + eta, b0.abs() + eta
+    norm = torch.sqrt((tw * gw).pow(2).sum() + (tb * gb).pow(2).sum())
+    ew, eb = rho * tw.pow(2) * gw / norm, rho * tb.pow(2) * gb / norm
+    # the second gradient evaluation happens at psi + e ...
+    torch.testing.assert_close(probes[1][0], w0 + ew, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(probes[1][1], b0 + eb, rtol=1e-12, atol=1e-14)
+    assert abs(float(ew[0, 1])) > 0  # the zero weight moved: by rho eta^2 g / ||T g||
+    assert float(ew[0, 1]) == pytest.approx(rho * eta**2 * float(gw[0, 1]) / float(norm), rel=1e-12)
+    # ... and the step is SGD with that gradient from psi
+    gw2, gb2 = flat_gradient(w0 + ew, b0 + eb, x, y)
+    torch.testing.assert_close(model.weight.detach(), w0 - lr * gw2, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(model.bias.detach(), b0 - lr * gb2, rtol=1e-12, atol=1e-12)
+    # the perturbation has T^-1-norm rho: it lies on the boundary of ASAM's neighbourhood
+    inv_norm = torch.sqrt((ew / tw).pow(2).sum() + (eb / tb).pow(2).sum())
+    assert float(inv_norm) == pytest.approx(rho, rel=1e-12)
+
+
+def test_eta_zero_is_todays_asam_and_eta_is_ignored_by_plain_sam():
+    results = {}
+    for key, kwargs in {"asam": {"adaptive": True}, "asam_eta0": {"adaptive": True, "eta": 0.0},
+                        "sam": {"adaptive": False}, "sam_eta": {"adaptive": False, "eta": 0.3}}.items():
+        model, x, y = regression_problem(5)
+        opt = SAM(torch.optim.Adam(model.parameters(), lr=0.01), rho=0.2, **kwargs)
+        for _ in range(2):
+            opt.step(make_closure(model, x, y, []))
+        results[key] = [p.detach().clone() for p in model.parameters()]
+    for a, b in ((results["asam"], results["asam_eta0"]), (results["sam"], results["sam_eta"])):
+        for p, q in zip(a, b):
+            assert torch.equal(p, q)
+    assert not torch.equal(results["asam"][0], results["sam"][0])
+
+
+def test_eta_validation_per_group_and_state_dict():
+    model, x, y = regression_problem()
+    with pytest.raises(ValueError, match="eta"):
+        SAM(torch.optim.SGD(model.parameters(), lr=0.1), rho=0.1, adaptive=True, eta=-0.01)
+    base = torch.optim.SGD([{"params": [model.weight]}, {"params": [model.bias], "eta": 0.5}], lr=0.1)
+    opt = SAM(base, rho=0.1, adaptive=True, eta=0.01)
+    assert [g["eta"] for g in opt.param_groups] == [0.01, 0.5]
+    assert "eta=0.01" in repr(opt)
+    opt.step(make_closure(model, x, y, []))
+    saved = copy.deepcopy(opt.state_dict())
+    assert [g["eta"] for g in saved["param_groups"]] == [0.01, 0.5]
+    # a plain optimiser's state (no eta) loads with the default filled in
+    plain = torch.optim.SGD(model.parameters(), lr=0.1)
+    opt2 = SAM(torch.optim.SGD(model.parameters(), lr=0.1), rho=0.1, adaptive=True, eta=0.02)
+    opt2.load_state_dict(plain.state_dict())
+    assert opt2.param_groups[0]["eta"] == 0.02
+
+
 def test_norm_spans_groups_and_rho_is_per_group():
     model, x, y = regression_problem(2)
     w0, b0 = model.weight.detach().clone(), model.bias.detach().clone()

@@ -1,16 +1,17 @@
 """Sharpness-aware minimisation around any torch optimiser: SAM (Foret et al. 2021, "Sharpness-
 Aware Minimization for Efficiently Improving Generalization", Alg. 1) and adaptive SAM (Kwon et
-al. 2021, "ASAM", Eq. 6-7 with T_w = |w|), as used for both GAN players by Filippone & Linhard
-(2025, Sec. "Flat minima"; the paper's code uses adaptive=True; methods.md section 3).
+al. 2021, "ASAM", Eq. 6-7 with T_w = |w| + eta; eta = 0 by default), as used for both GAN players
+by Filippone & Linhard (2025, Sec. "Flat minima"; the paper's code uses adaptive=True and eta = 0;
+methods.md section 3).
 
 One step, with g(psi) the gradient of the closure's loss:
 
-    e = rho * T^2 g(psi) / ||T g(psi)||,   T = diag|psi| (adaptive) or I (plain)
+    e = rho * T^2 g(psi) / ||T g(psi)||,   T = diag(|psi| + eta) (adaptive) or I (plain)
     psi <- base_step(psi, g(psi + e))
 
 i.e. evaluate the gradient at the worst-case neighbour psi + e, move back to psi (an exact copy,
 not psi + e - e), and let the base optimiser (Adam, SGD, ...) step with that gradient. The norm
-runs over every parameter of every group; ``rho`` (and ``adaptive``) may differ per group.
+runs over every parameter of every group; ``rho``, ``adaptive`` and ``eta`` may differ per group.
 
 torch.optim conventions: :class:`SAM` is an :class:`~torch.optim.Optimizer` whose
 ``param_groups`` *are* the base optimiser's (so LR schedulers and warm-up act on both), ``step``
@@ -42,20 +43,31 @@ class SAM(Optimizer):
         base_optimizer: any torch optimiser; its parameter groups become SAM's.
         rho: neighbourhood radius (> 0); the paper's code uses 0.05 for plain SAM and larger radii
             (e.g. 0.5) for ASAM, whose perturbation is relative to |psi|.
-        adaptive: ASAM (T = |psi|) instead of SAM (T = I).
+        adaptive: ASAM (T = |psi| + eta) instead of SAM (T = I).
         eps: added to the gradient norm so that a zero gradient gives a zero perturbation.
+        eta: ASAM's offset in T = |psi| + eta (Kwon et al. 2021; their default 0.01). With
+            eta = 0 (the default here, today's behaviour and the Occam paper's code) a weight that
+            is exactly 0 is never perturbed, and small weights barely are; with eta > 0 the
+            neighbourhood {e : ||T^-1 e|| <= rho} has semi-axes rho (|psi_i| + eta) >= rho eta.
+            Ignored without ``adaptive`` (T = I).
+            Kwon et al.'s code applies T only to weights and uses T = I for biases; here T acts
+            on every parameter of an adaptive group (put biases in a group with
+            ``adaptive=False`` to follow their code).
     """
 
-    def __init__(self, base_optimizer: Optimizer, rho: float = 0.05, adaptive: bool = False, eps: float = 1e-12):
+    def __init__(self, base_optimizer: Optimizer, rho: float = 0.05, adaptive: bool = False, eps: float = 1e-12,
+                 eta: float = 0.0):
         if rho < 0:
             raise ValueError(f"SAM radius rho must be >= 0, got {rho}")
+        if eta < 0:
+            raise ValueError(f"ASAM offset eta must be >= 0, got {eta}")
         if isinstance(base_optimizer, SAM):
             raise TypeError("SAM cannot wrap another SAM")
         self.base_optimizer = base_optimizer
         self.eps = eps
-        defaults = {**base_optimizer.defaults, "rho": rho, "adaptive": adaptive}
+        defaults = {**base_optimizer.defaults, "rho": rho, "adaptive": adaptive, "eta": eta}
         # Optimizer.__init__ re-adds the base groups through the param_groups property below, so
-        # the very same group dicts (now carrying rho/adaptive) are shared by both optimisers.
+        # the very same group dicts (now carrying rho/adaptive/eta) are shared by both optimisers.
         super().__init__(list(base_optimizer.param_groups), defaults)
 
     # Shared groups: a scheduler changing SAM's lr changes the base optimiser's, and a
@@ -72,18 +84,23 @@ class SAM(Optimizer):
     @torch.no_grad()
     def perturb(self) -> None:
         """psi <- psi + e(psi) from the current ``.grad`` (the gradient at psi); saves psi."""
-        scaled = {}
+        scaled, transform = {}, {}
         for group in self.param_groups:
+            adaptive = group.get("adaptive", self.defaults["adaptive"])
+            eta = group.get("eta", self.defaults["eta"])
             for p in group["params"]:
                 if p.grad is not None:
-                    scaled[p] = p.grad * p.abs() if group.get("adaptive", self.defaults["adaptive"]) else p.grad
+                    if adaptive:  # T = diag(|psi| + eta)
+                        transform[p] = p.abs() + eta if eta else p.abs()
+                        scaled[p] = p.grad * transform[p]
+                    else:
+                        scaled[p] = p.grad
         if not scaled:
             return
         norms = [torch.linalg.vector_norm(t).to(next(iter(scaled)).device) for t in scaled.values()]
         norm = torch.linalg.vector_norm(torch.stack(norms))
         for group in self.param_groups:
             scale = group.get("rho", self.defaults["rho"]) / (norm + self.eps)
-            adaptive = group.get("adaptive", self.defaults["adaptive"])
             for p in group["params"]:
                 if p not in scaled:
                     continue
@@ -92,7 +109,7 @@ class SAM(Optimizer):
                     saved = self.state[p]["psi"] = torch.empty_like(p)
                 saved.copy_(p)
                 # e = rho T^2 g / ||T g||: scaled[p] = T g, so T (T g) = T^2 g
-                e = scaled[p] * p.abs() if adaptive else scaled[p]
+                e = scaled[p] * transform[p] if p in transform else scaled[p]
                 p.add_(e * scale.to(p.device))
                 self.state[p]["perturbed"] = True
 
@@ -132,7 +149,7 @@ class SAM(Optimizer):
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:  # type: ignore[override]
-        """The base optimiser's state dict; its groups carry ``rho`` and ``adaptive``. SAM's own
+        """The base optimiser's state dict; its groups carry ``rho``, ``adaptive`` and ``eta``. SAM's own
         buffers (the saved psi) only live within a step and are not part of it."""
         return self.base_optimizer.state_dict()
 
@@ -141,10 +158,12 @@ class SAM(Optimizer):
         for group in self.param_groups:  # a plain optimiser's state dict lacks SAM's keys
             group.setdefault("rho", self.defaults["rho"])
             group.setdefault("adaptive", self.defaults["adaptive"])
+            group.setdefault("eta", self.defaults["eta"])
 
     def __repr__(self) -> str:
-        rho, adaptive = self.defaults["rho"], self.defaults["adaptive"]
-        return f"{'ASAM' if adaptive else 'SAM'}(rho={rho}, base={self.base_optimizer!r})"
+        rho, adaptive, eta = self.defaults["rho"], self.defaults["adaptive"], self.defaults["eta"]
+        extra = f", eta={eta}" if adaptive and eta else ""
+        return f"{'ASAM' if adaptive else 'SAM'}(rho={rho}{extra}, base={self.base_optimizer!r})"
 
 
 def wrap_sam(optimizer: Optimizer, rho: float, adaptive: bool) -> Optimizer:
