@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 import occamgan
 import occamgan.commands  # noqa: F401  (registers the commands)
+import occamgan.report as report_pkg
 from occamgan.cli import app
 from occamgan.errors import OccamError, RunDirError
 from occamgan.report import check_writable, render_run_report, render_sweep_report, write_report
@@ -204,21 +205,30 @@ def test_neither_run_nor_sweep_is_refused(tmp_path):
         write_report(tmp_path / "missing")
 
 
-def test_output_path_is_checked_before_any_work(toy_run, tmp_path):
+def test_output_path_is_checked_before_any_work(toy_run, tmp_path, monkeypatch):
     (tmp_path / "file").write_text("")
     with pytest.raises(OccamError, match="not a directory"):
         write_report(toy_run, out=tmp_path / "file" / "r.html")
     with pytest.raises(OccamError, match="is a directory"):
         check_writable(tmp_path)
-    if os.geteuid() != 0:  # root writes into read-only directories
-        ro = tmp_path / "ro"
-        ro.mkdir()
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    if os.geteuid() != 0:
         ro.chmod(0o555)
         try:
             with pytest.raises(OccamError, match="not writable"):
                 check_writable(ro / "r.html")
         finally:
             ro.chmod(0o755)
+    else:  # root writes into read-only directories: a read-only file system is what stops it
+
+        def refuse(*args, **kwargs):
+            raise OSError(30, "Read-only file system")
+
+        monkeypatch.setattr(report_pkg.tempfile, "mkstemp", refuse)
+        with pytest.raises(OccamError, match="Read-only file system") as info:
+            write_report(toy_run, out=ro / "sub" / "r.html")
+        assert str(ro / "sub" / "r.html") in str(info.value) and "\n" not in str(info.value)
 
 
 # --------------------------------------------------------------------------- sweeps
@@ -293,12 +303,15 @@ def invoke(*args):
     return CliRunner().invoke(app, ["report", *map(str, args)])
 
 
-def test_cli_writes_the_report(toy_run, tmp_path):
+def test_cli_writes_the_report(toy_run, sweep_dir, tmp_path):
     out = tmp_path / "cli.html"
     result = invoke(toy_run, "--out", out)
     assert result.exit_code == 0, result.output
     assert out.is_file() and str(out) in result.stdout
     check_self_contained(out.read_text())
+    result = invoke(sweep_dir)
+    assert result.exit_code == 0, result.output
+    assert "Mean ± std" in (sweep_dir / "report.html").read_text()
 
 
 @pytest.mark.parametrize("case", ["not_a_run", "missing", "out_under_file"])

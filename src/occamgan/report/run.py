@@ -66,13 +66,15 @@ def overview(run: RunDir, summary: dict[str, Any], records: list[dict[str, Any]]
         rows.append(("status", "no summary yet (training, stopped or killed)"))
     if last_step is not None:
         rows.append(("last logged step", fmt(last_step)))
+    nested = []
     for key, value in summary.items():
-        if key in _SECTIONS or isinstance(value, dict):
+        if key in _SECTIONS or key == "plot":  # own sections (the plot is shown under samples)
             continue
-        if key == "plot":  # a path written by the trainer, shown as the samples section instead
-            continue
-        rows.append((key, fmt(value)))
-    out = h.table(None, rows)
+        if isinstance(value, dict):
+            nested.append(h.details(key, h.pre(json.dumps(value, indent=2, sort_keys=True, default=str))))
+        else:
+            rows.append((key, fmt(value)))
+    out = h.table(None, rows) + "".join(nested)
     for warning in warnings:
         out += h.paragraph(warning, "warn")
     return out
