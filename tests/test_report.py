@@ -128,7 +128,12 @@ def check_self_contained(text):
 
 # --------------------------------------------------------------------------- runs
 def test_toy_run_report_has_every_section(toy_run):
+    import matplotlib.pyplot as plt
+
+    user_figure = plt.figure()  # a user's open figure survives the report (no backend switch)
     path = write_report(toy_run)
+    assert plt.fignum_exists(user_figure.number)
+    plt.close(user_figure)
     assert path == RunDir(toy_run).report_path and path.is_file()
     page = check_self_contained(path.read_text())
     assert {"overview", "config", "training", "metric-curves", "scores", "samples"} <= set(page.sections)

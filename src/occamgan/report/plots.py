@@ -1,4 +1,10 @@
-"""The report's plots, rendered with matplotlib (Agg) to PNG bytes in memory."""
+"""The report's plots, rendered with matplotlib's Agg canvas to PNG bytes in memory.
+
+Figures are made with the object API (``Figure`` on a ``FigureCanvasAgg``), never through
+pyplot: writing a report (which every training run may do at its end, in a notebook too) then
+neither switches the process's backend (``matplotlib.use`` would, closing the user's open
+figures) nor adds figures to pyplot's global list, and it needs no display.
+"""
 from __future__ import annotations
 
 import io
@@ -9,23 +15,20 @@ SMALL_FIGSIZE = (4.2, 3.0)
 DPI = 100
 
 
-def _pyplot():
-    import matplotlib
+def _figure(figsize: tuple[float, float]):
+    """A figure and its one axes on an Agg canvas."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    fig = Figure(figsize=figsize, dpi=DPI)
+    FigureCanvasAgg(fig)
+    return fig, fig.add_subplot()
 
 
 def _png(fig) -> bytes:
-    plt = _pyplot()
     buf = io.BytesIO()
-    try:
-        fig.tight_layout()
-        fig.savefig(buf, format="png", dpi=DPI)
-    finally:
-        plt.close(fig)
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=DPI)
     return buf.getvalue()
 
 
@@ -40,8 +43,7 @@ def _symlog_if_wide(ax, values: Sequence[float]) -> None:
 def curves(lines: dict[str, tuple[Sequence[float], Sequence[float]]], title: str, ylabel: str = "",
            small: bool = False, auto_scale: bool = True) -> bytes:
     """One line per ``{label: (steps, values)}`` against the training step."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=SMALL_FIGSIZE if small else FIGSIZE)
+    fig, ax = _figure(SMALL_FIGSIZE if small else FIGSIZE)
     every = []
     for label, (xs, ys) in lines.items():
         marker = "o" if len(xs) <= 30 else None
@@ -61,8 +63,7 @@ def curves(lines: dict[str, tuple[Sequence[float], Sequence[float]]], title: str
 
 def bars(values: Sequence[float], title: str, xlabel: str = "index") -> bytes:
     """A bar per value (a spectrum of top eigenvalues)."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=SMALL_FIGSIZE)
+    fig, ax = _figure(SMALL_FIGSIZE)
     ax.bar([i + 1 for i in range(len(values))], values)
     ax.set_title(title, fontsize=10)
     ax.set_xlabel(xlabel)
@@ -75,10 +76,9 @@ def errorbars(x_labels: Sequence[Any], lines: dict[str, tuple[list[float | None]
     """Mean with standard-deviation error bars at each x value, one line per ``{label: (means,
     stds)}`` (a None mean is a missing point). Numeric x values are placed on a numeric axis,
     others evenly with their text as tick labels."""
-    plt = _pyplot()
     numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in x_labels)
     positions = list(x_labels) if numeric else list(range(len(x_labels)))
-    fig, ax = plt.subplots(figsize=SMALL_FIGSIZE)
+    fig, ax = _figure(SMALL_FIGSIZE)
     for label, (means, stds) in lines.items():
         xs = [p for p, m in zip(positions, means) if m is not None]
         ms = [m for m in means if m is not None]
