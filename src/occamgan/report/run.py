@@ -23,7 +23,7 @@ from .values import EVAL_PREFIX, SHARPNESS_PREFIX, as_number, fmt, series
 
 #: at most this many sample grids are embedded (evenly spaced over training, first and last kept)
 MAX_GRIDS = 12
-#: summary.json top-level keys shown in the overview (the rest are sections of their own)
+#: summary.json keys that have sections of their own (not repeated in the overview)
 _SECTIONS = ("metrics", "evidence")
 
 
