@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import logging
 import os
 import pickle
 import struct
@@ -316,3 +317,33 @@ def test_no_npz_is_loaded_with_pickles_allowed():
                 offenders.append(f"{path.relative_to(package)}:{n}")
     data_offenders = [o for o in offenders if o.startswith("data/")]
     assert not data_offenders, data_offenders
+
+
+# ------------------------------------------------------------------------------------------ skipping
+def _schema_has_skip_bad_files() -> bool:
+    from occamgan.config import build_config
+
+    return "skip_bad_files" in type(build_config({}).data).model_fields
+
+
+@pytest.mark.skipif(not _schema_has_skip_bad_files(), reason="data.skip_bad_files not in the config schema yet")
+def test_skip_bad_files_trains_on_the_rest_and_says_how_many_it_left_out(tmp_path, caplog):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(6):
+        (folder / f"good{i}.png").write_bytes(png_bytes(i, size=16))
+    (folder / "cut.png").write_bytes(png_bytes(9, size=16)[:150])
+    (folder / "junk.jpg").write_bytes(b"not a jpeg")
+    before = snapshot(folder)
+    args = ["data.name=image_folder", f"data.root={folder}", "data.image_size=16", "model.name=dcgan",
+            "model.latent_dim=4", "model.ngf=4", "model.ndf=4", "train.batch_size=4", "eval.n_samples=8"]
+    refused = train(tmp_path, *args)
+    assert_one_line_naming(refused, folder / "cut.png", "1 more", "skip_bad_files")
+    assert not (tmp_path / "run").exists()
+    with caplog.at_level(logging.WARNING, logger="occamgan.data"):  # outside pytest: a line on stderr
+        result = train(tmp_path, *args, "data.skip_bad_files=true")
+    assert result.exit_code == 0, (result.output, result.exception)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "skipped 2 unreadable image files of 8" in warnings[0]
+    assert snapshot(folder) == before  # the bad files are left alone
+    assert (tmp_path / "run" / "summary.json").is_file()
