@@ -45,7 +45,7 @@ def critic_net(p: float = 0.0, bn: bool = True) -> nn.Module:
 
 def make_game(objective="wgan_div", regularizers=(), n_mcd=1, p=0.0, bn=True, seed=0) -> Game:
     torch.manual_seed(seed)
-    obj = OBJECTIVES.get(objective)(build_config().objective)
+    obj = OBJECTIVES.create(objective)
     generator = nn.Sequential(nn.Linear(3, 64), nn.Tanh(), nn.Unflatten(1, (1, 8, 8)))
     return Game(generator, Counter(critic_net(p, bn)), obj, latent_dim=3,
                 regularizers=list(regularizers), n_mcd=n_mcd)

@@ -10,7 +10,7 @@ import scipy.stats as st
 import torch
 from scipy import integrate
 
-from occamgan.config import ObjectiveConfig, build_config
+from occamgan.config import build_config, config_section
 from occamgan.divergences import DIVERGENCES, divergence_from_f, get_divergence
 from occamgan.objectives.base import OBJECTIVES
 from occamgan.objectives.fgan import FGAN, fgan_name, register_fgan
@@ -20,7 +20,7 @@ BUILTIN = ["gan", "hellinger", "js", "kl", "neyman", "ns", "pearson", "reverse_k
 
 def test_every_divergence_has_an_fgan_objective():
     for name in BUILTIN:
-        objective = OBJECTIVES.get(f"fgan_{name}")(ObjectiveConfig())
+        objective = OBJECTIVES.create(f"fgan_{name}")
         assert isinstance(objective, FGAN) and objective.divergence is get_divergence(name)
         assert objective.zero_sum and objective.has_discriminator
 
@@ -132,7 +132,7 @@ def test_register_fgan_for_a_user_divergence_trains_like_kl():
     objective_name = fgan_name(div)
     if objective_name not in OBJECTIVES:
         assert register_fgan(div) == objective_name
-    objective = OBJECTIVES.get(objective_name)(ObjectiveConfig())
+    objective = OBJECTIVES.create(objective_name)
     assert name in DIVERGENCES
     # the logit activation: the loss at critic outputs v equals the KL f-GAN loss at outputs f'(e^v)
     # = v, i.e. both objectives coincide for KL

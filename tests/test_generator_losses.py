@@ -184,8 +184,10 @@ def test_probability_label_losses_with_a_soft_label_are_not_divergences(loss_id)
 
 
 def test_config_accepts_names_and_rejects_typos():
-    cfg = build_config({"objective": {"name": "hinge", "generator_loss": "13", "target_label": 0.5}})
-    assert cfg.objective.generator_loss == "13"
+    cfg = build_config({"objective": {"name": "hinge", "generator_loss": {"name": "14", "target_label": 0.5}}})
+    assert cfg.objective.generator_loss.name == "14" and cfg.objective.generator_loss.target_label == 0.5
+    with pytest.raises(ConfigError, match="target_label does not apply to generator loss '13'"):
+        build_config({"objective": {"generator_loss": {"name": "13", "target_label": 0.5}}})
     with pytest.raises(ConfigError, match="did you mean 'ns'"):
         build_config({"objective": {"generator_loss": "nss"}})
 
@@ -257,7 +259,7 @@ def test_id_2_under_the_ns_critic_is_the_squared_probability_error():
     from occamgan.build import build_experiment
 
     cfg = build_config({
-        "objective": {"name": "ns", "generator_loss": "2", "target_label": 1.0},
+        "objective": {"name": "ns", "generator_loss": "2"},  # target label y^ = 1 by default
         "data": {"name": "ring8", "n_samples": 128},
         "model": {"depth": 1, "width": 16},
         "train": {"batch_size": 16, "device": "cpu"},

@@ -31,7 +31,7 @@ def float64():
 def tiny_game(objective="ns", dropout=0.0):
     torch.manual_seed(0)
     g = nn.Sequential(nn.Linear(2, 4), nn.Tanh(), nn.Dropout(dropout), nn.Linear(4, 2))
-    obj = OBJECTIVES.get(objective)(build_config().objective)
+    obj = OBJECTIVES.create(objective)
     d = nn.Sequential(nn.Linear(2, 5), nn.Tanh(), nn.Linear(5, 1)) if obj.has_discriminator else None
     return Game(g, d, obj, latent_dim=2)
 

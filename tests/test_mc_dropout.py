@@ -12,9 +12,9 @@ from occamgan.bayes.mc_dropout import (
     has_batch_coupling,
     has_dropout,
     mc_dropout,
-    sample_mc_dropout,
 )
 from occamgan.config import build_config
+from occamgan.sampling import sample_generator
 from occamgan.game import Game
 from occamgan.plugins import OBJECTIVES
 from occamgan.regularizers import LikelihoodRelaxation
@@ -61,14 +61,14 @@ def test_mc_samples_differ_for_the_same_z_and_batchnorm_stays_frozen():
     torch.testing.assert_close(mc_mean, eval_out, atol=0.03, rtol=0.03)
 
 
-def test_sample_mc_dropout_is_reproducible_and_leaves_the_rng_alone():
+def test_mc_dropout_sampling_is_reproducible_and_leaves_the_rng_alone():
     g = bn_dropout_generator()
     g.eval()
     state = torch.random.get_rng_state()
-    a = sample_mc_dropout(g, 100, 3, seed=5)
+    a = sample_generator(g, 100, 3, seed=5, mc_dropout=True)
     assert torch.equal(torch.random.get_rng_state(), state)
-    b = sample_mc_dropout(g, 100, 3, seed=5)
-    c = sample_mc_dropout(g, 100, 3, seed=6)
+    b = sample_generator(g, 100, 3, seed=5, mc_dropout=True)
+    c = sample_generator(g, 100, 3, seed=6, mc_dropout=True)
     assert torch.equal(a, b) and not torch.equal(a, c)
     assert not g.training and not g[3].training  # modes restored
     # same latents as plain seeded sampling; only the masks differ
@@ -77,7 +77,7 @@ def test_sample_mc_dropout_is_reproducible_and_leaves_the_rng_alone():
         plain = g(z)
     assert not torch.allclose(a, plain)
     g_nodrop = nn.Sequential(*list(g)[:3], nn.Dropout(0.0), g[4])
-    torch.testing.assert_close(sample_mc_dropout(g_nodrop.eval(), 100, 3, seed=5), plain, rtol=0, atol=0)
+    torch.testing.assert_close(sample_generator(g_nodrop.eval(), 100, 3, seed=5, mc_dropout=True), plain, rtol=0, atol=0)
 
 
 # ---------------------------------------------------------------- Game averaging
@@ -99,7 +99,7 @@ def game_with(n_mcd, objective="ns", p=0.3, g_bn=False, d_bn=False, regularizers
     torch.manual_seed(0)
     g_layers = [nn.Linear(2, 16)] + ([nn.BatchNorm1d(16)] if g_bn else []) + [nn.ReLU(), nn.Dropout(p), nn.Linear(16, 2)]
     d_layers = [nn.Linear(2, 16)] + ([nn.BatchNorm1d(16)] if d_bn else []) + [nn.ReLU(), nn.Dropout(p), nn.Linear(16, 1)]
-    obj = OBJECTIVES.get(objective)(build_config().objective)
+    obj = OBJECTIVES.create(objective)
     d = Counter(nn.Sequential(*d_layers)) if obj.has_discriminator else None
     return Game(Counter(nn.Sequential(*g_layers)), d, obj, latent_dim=2, regularizers=list(regularizers), n_mcd=n_mcd)
 

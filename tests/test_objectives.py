@@ -6,12 +6,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from occamgan.config import ObjectiveConfig
+from occamgan.config import config_section
 from occamgan.objectives import OBJECTIVES
 from occamgan.objectives.mmd import mmd2, mmd2_unbiased
 
 D64 = torch.float64
-cfg = ObjectiveConfig()
 dr = torch.tensor([0.3, -1.2, 2.0, 0.5], dtype=D64)
 df = torch.tensor([-0.7, 0.1, 1.5, -2.2], dtype=D64)
 sp = lambda x: math.log1p(math.exp(x))  # noqa: E731
@@ -22,7 +21,7 @@ def mean(xs):
 
 
 def make(name, **kw):
-    return OBJECTIVES.get(name)(ObjectiveConfig(name=name, **kw))
+    return OBJECTIVES.create(name, **kw)
 
 
 def linear_critic(w, b=0.3):
@@ -84,7 +83,7 @@ def test_wgan_clipping_can_be_switched_off_in_the_config():
     assert w.discriminator_loss(dr, df).item() == pytest.approx(df.mean().item() - dr.mean().item(), rel=1e-12)
     assert w.zero_sum and w.penalty(None, dr, df) is None
     with pytest.raises(Exception, match="clip"):
-        build_config(overrides=["objective.clip=0"])  # a bound must still be positive
+        build_config(overrides=["objective.name=wgan", "objective.clip=0"])  # a bound must still be positive
 
 
 @pytest.mark.parametrize("weights", [[0.6, -0.8], [3.0, 4.0], [0.1, 0.2, 0.2]])
@@ -146,7 +145,7 @@ def test_relativistic_generator_loss_does_not_train_through_real():
 
 def test_mmd_identical_sets_is_zero():
     x = torch.randn(50, 2, dtype=D64)
-    assert mmd2(x, x.clone(), cfg.mmd_bandwidths).item() == pytest.approx(0.0, abs=1e-12)
+    assert mmd2(x, x.clone(), config_section("objective", name="mmd").mmd_bandwidths).item() == pytest.approx(0.0, abs=1e-12)
 
 
 def test_mmd_matches_hand_computation():
@@ -188,7 +187,7 @@ def test_unbiased_mmd_averages_to_zero_on_equal_distributions_where_biased_does_
 def test_mmd_objective_uses_the_configured_estimator():
     x, y = torch.randn(5, 2, dtype=D64), torch.randn(4, 2, dtype=D64)
     obj = make("mmd", mmd_unbiased=True)
-    assert obj.sample_loss(x, y).item() == pytest.approx(mmd2_unbiased(x, y, cfg.mmd_bandwidths).item(), rel=1e-12)
+    assert obj.sample_loss(x, y).item() == pytest.approx(mmd2_unbiased(x, y, config_section("objective", name="mmd").mmd_bandwidths).item(), rel=1e-12)
 
 
 def test_mmd_objective_has_no_critic_and_gradients_are_finite_at_coincident_points():

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from occamgan.config import RegularizersConfig, build_config
+from occamgan.config import build_config, config_section
 from occamgan.game import Game
 from occamgan.plugins import OBJECTIVES
 from occamgan.regularizers import (
@@ -18,7 +18,7 @@ from occamgan.regularizers import (
 
 
 def objective(name: str):
-    return OBJECTIVES.get(name)(build_config().objective)
+    return OBJECTIVES.create(name)
 
 
 class Recorder(nn.Module):
@@ -47,8 +47,8 @@ def batch(n=8, dtype=torch.float32, seed=1):
 
 # ---------------------------------------------------------------- configuration
 def test_knobs_build_the_right_regularisers():
-    assert build_regularizers(RegularizersConfig()) == []
-    built = build_regularizers(RegularizersConfig(sigma=0.1, grad_reg=0.5, r1=2.0, r2=3.0))
+    assert build_regularizers(config_section("regularizers")) == []
+    built = build_regularizers(config_section("regularizers", sigma=0.1, grad_reg=0.5, r1=2.0, r2=3.0))
     kinds = sorted(type(r).__name__ + (str(getattr(r, "at_real", "")) ) for r in built)
     assert kinds == ["GradientNormRegularizer", "InputGradientPenaltyFalse", "InputGradientPenaltyTrue", "LikelihoodRelaxation"]
     by_type = {type(r): r for r in built}

@@ -6,7 +6,7 @@ import torch
 
 import occamgan
 from occamgan.errors import CheckpointError, RunDirError
-from occamgan.train import trainer as trainer_mod
+from occamgan.train import callbacks as callbacks_mod
 from occamgan.train.checkpoint import load_checkpoint, save_checkpoint
 
 
@@ -49,17 +49,17 @@ def test_killed_run_resumes_from_last_checkpoint(tmp_path, tiny_overrides, monke
     ov = tiny_overrides + ["train.steps=30", "train.checkpoint_every=10", "train.log_every=1"]
     occamgan.train(overrides=ov, out=tmp_path / "full", progress=False)
 
-    original = trainer_mod.Trainer._guard
+    original = callbacks_mod.NaNGuard.__call__
 
-    def crash(self, stats):
-        if self.step == 25:
+    def crash(self, trainer, stats):
+        if trainer.step == 25:
             raise KeyboardInterrupt  # killed between checkpoints
-        original(self, stats)
+        original(self, trainer, stats)
 
-    monkeypatch.setattr(trainer_mod.Trainer, "_guard", crash)
+    monkeypatch.setattr(callbacks_mod.NaNGuard, "__call__", crash)
     with pytest.raises(KeyboardInterrupt):
         occamgan.train(overrides=ov, out=tmp_path / "killed", progress=False)
-    monkeypatch.setattr(trainer_mod.Trainer, "_guard", original)
+    monkeypatch.setattr(callbacks_mod.NaNGuard, "__call__", original)
     assert load_checkpoint(tmp_path / "killed" / "checkpoints" / "last.pt")["step"] == 20
     occamgan.train(out=tmp_path / "killed", resume=True, progress=False)
     assert_same_state(params(tmp_path / "full"), params(tmp_path / "killed"))
@@ -130,13 +130,20 @@ def test_existing_run_dir_is_never_overwritten(tmp_path, tiny_overrides):
     out = tmp_path / "r"
     out.mkdir()
     (out / "precious.txt").write_text("keep")
-    with pytest.raises(RunDirError, match="exists"):
-        occamgan.train(overrides=tiny_overrides, out=out, progress=False)
-    assert (out / "precious.txt").read_text() == "keep"
+    for overwrite in (False, True):  # a directory occamgan did not write is never replaced
+        with pytest.raises(RunDirError, match="not an occamgan run directory") as refused:
+            occamgan.train(overrides=tiny_overrides, out=out, overwrite=overwrite, progress=False)
+        assert "--overwrite" not in str(refused.value)
+    assert [p.name for p in out.iterdir()] == ["precious.txt"] and (out / "precious.txt").read_text() == "keep"
     with pytest.raises(RunDirError, match="cannot resume"):
         occamgan.train(overrides=tiny_overrides, out=out, resume=True, progress=False)
-    occamgan.train(overrides=tiny_overrides, out=out, overwrite=True, progress=False)
-    assert not (out / "precious.txt").exists() and (out / "summary.json").exists()
+    run = tmp_path / "run"
+    occamgan.train(overrides=tiny_overrides, out=run, progress=False)
+    (run / "notes.txt").write_text("old")
+    with pytest.raises(RunDirError, match="--resume .* or --overwrite"):
+        occamgan.train(overrides=tiny_overrides, out=run, progress=False)
+    occamgan.train(overrides=tiny_overrides, out=run, overwrite=True, progress=False)
+    assert not (run / "notes.txt").exists() and (run / "summary.json").exists()
     a_file = tmp_path / "file"
     a_file.write_text("keep")
     with pytest.raises(RunDirError, match="is a file"):
@@ -152,16 +159,18 @@ def test_nan_guard_stops_with_a_training_error(tmp_path, tiny_overrides):
                        progress=False)
 
 
-def test_final_evaluation_merges_into_the_last_record_or_appends(tmp_path):
-    from occamgan.train.logging import merge_into_step
+def test_results_merge_into_the_last_record_or_append_and_into_the_summary(tmp_path):
+    from occamgan.train.run_dir import RunDir
 
-    log = tmp_path / "metrics.jsonl"
+    run = RunDir(tmp_path)
+    log = run.metrics_path
     log.write_text('{"step": 5, "loss_g": 1.0}\n{"step": 10, "loss_g": 0.5}\n')
-    merge_into_step(log, 10, {"eval/w2": 0.25, "eval/protocol": {"n": 3}})
-    merge_into_step(log, 12, {"eval/w2": 0.125})
+    run.record_results(10, {"w2": 0.25, "protocol": {"n": 3}})
+    run.record_results(12, {"w2": 0.125})
     records = [json.loads(line) for line in log.read_text().splitlines()]
     assert records == [{"step": 5, "loss_g": 1.0}, {"step": 10, "loss_g": 0.5, "eval/w2": 0.25, "eval/protocol": {"n": 3}},
                        {"step": 12, "eval/w2": 0.125}]
+    assert run.read_summary() == {"step": 10, "metrics": {"w2": 0.125, "protocol": {"n": 3}}}
     log.write_text('{"step": 10, "loss_g": 0.5}\n{"step": 1')  # torn last line of a killed writer
-    merge_into_step(log, 10, {"eval/w2": 1.0})
+    run.record_results(10, {"w2": 1.0})
     assert [json.loads(line) for line in log.read_text().splitlines()] == [{"step": 10, "loss_g": 0.5, "eval/w2": 1.0}]

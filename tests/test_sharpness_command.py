@@ -9,7 +9,13 @@ from typer.testing import CliRunner
 import occamgan
 from occamgan.cli import app
 from occamgan.commands import sharpness as _registers_command  # noqa: F401
-from occamgan.diagnostics.hessian import sharpness_of_run
+from occamgan.evaluation import evaluate_run
+
+
+def sharpness_of_run(run_dir, use_ema=None, k=None, n_batches=None, reduce=None):
+    """The `sharpness` metric of a run directory, its knobs overridden, nothing recorded."""
+    params = {"sharpness_k": k, "sharpness_batches": n_batches, "sharpness_reduce": reduce}
+    return evaluate_run(run_dir, ["sharpness"], use_ema=use_ema, params=params, record=False)
 
 
 @pytest.fixture(scope="module")
@@ -29,9 +35,9 @@ def test_end_of_run_metric_is_in_the_summary_and_reproducible(mmd_run):
     # MMD^2 is measured at a trained (near-)minimum of a smooth loss: positive curvature
     assert metrics["top_eigenvalue"] > 0
     # the restored run measures the same value (EMA generator, same seeded batches)
-    again = sharpness_of_run(mmd_run.run_dir, record=False)
+    again = sharpness_of_run(mmd_run.run_dir)
     assert again["top_eigenvalues"] == pytest.approx(metrics["top_eigenvalues"], rel=1e-6)
-    raw = sharpness_of_run(mmd_run.run_dir, use_ema=False, record=False)
+    raw = sharpness_of_run(mmd_run.run_dir, use_ema=False)
     assert raw["top_eigenvalue"] != pytest.approx(metrics["top_eigenvalue"], rel=1e-6)
 
 
@@ -67,8 +73,8 @@ def test_not_a_run_directory(tmp_path):
 
 
 def test_reduce_over_batches(mmd_run):
-    per_batch = sharpness_of_run(mmd_run.run_dir, k=1, n_batches=2, record=False)
-    mean_hessian = sharpness_of_run(mmd_run.run_dir, k=1, n_batches=2, reduce="hessian", record=False)
+    per_batch = sharpness_of_run(mmd_run.run_dir, k=1, n_batches=2)
+    mean_hessian = sharpness_of_run(mmd_run.run_dir, k=1, n_batches=2, reduce="hessian")
     assert 0 < mean_hessian["top_eigenvalue"] <= per_batch["top_eigenvalue"] + 1e-9
     result = CliRunner().invoke(app, ["sharpness", str(mmd_run.run_dir), "--no-record", "-k", "1",
                                       "--batches", "2", "--reduce", "hessian"])

@@ -18,7 +18,7 @@ from occamgan.cli import app
 from occamgan.commands import sweep as _registers  # noqa: F401
 from occamgan.errors import ConfigError, RunDirError, TrainingError
 from occamgan.sweep import parse_grid, run_sweep
-from occamgan.train import trainer as trainer_mod
+from occamgan.train import callbacks as callbacks_mod
 
 TIMING = {"seconds", "steps_per_second"}
 
@@ -85,19 +85,19 @@ def test_interrupted_sweep_resumes_and_matches_an_uninterrupted_one(tmp_path, ba
     grid, kw = ["model.depth=0,1"], dict(seeds=2, jobs=1, overrides=base + ["train.checkpoint_every=10"])
     reference = run_sweep(None, grid, out=tmp_path / "ref", plots=False, **kw)
 
-    original = trainer_mod.Trainer._guard
+    original = callbacks_mod.NaNGuard.__call__
     calls = {"n": 0}
 
-    def killed_in_third_run(self, stats):
+    def killed_in_third_run(self, trainer, stats):
         calls["n"] += 1
         if calls["n"] == 2 * 30 + 25:  # third run, step 25: after its checkpoint at step 20
             raise KeyboardInterrupt
-        original(self, stats)
+        original(self, trainer, stats)
 
-    monkeypatch.setattr(trainer_mod.Trainer, "_guard", killed_in_third_run)
+    monkeypatch.setattr(callbacks_mod.NaNGuard, "__call__", killed_in_third_run)
     with pytest.raises(KeyboardInterrupt):
         run_sweep(None, grid, out=tmp_path / "s", plots=False, **kw)
-    monkeypatch.setattr(trainer_mod.Trainer, "_guard", original)
+    monkeypatch.setattr(callbacks_mod.NaNGuard, "__call__", original)
     done = sorted(p.parent.name for p in (tmp_path / "s" / "runs").glob("*/summary.json"))
     assert len(done) == 2
     mtimes = {name: (tmp_path / "s" / "runs" / name / "summary.json").stat().st_mtime_ns for name in done}
@@ -163,11 +163,11 @@ def test_a_sweep_saved_before_a_schema_key_was_added_still_resumes(tmp_path, bas
 
 
 def test_diverged_run_is_a_result_and_not_retried(tmp_path, base, monkeypatch):
-    def diverge(self, stats):
-        if self.exp.cfg.model.depth == 1 and self.step == 5:
+    def diverge(self, trainer, stats):
+        if trainer.exp.cfg.model.depth == 1 and trainer.step == 5:
             raise TrainingError("loss_g is nan at step 5")
 
-    monkeypatch.setattr(trainer_mod.Trainer, "_guard", diverge)
+    monkeypatch.setattr(callbacks_mod.NaNGuard, "__call__", diverge)
     first = run_sweep(None, ["model.depth=0,1"], seeds=1, out=tmp_path / "s", jobs=1, overrides=base, plots=False)
     assert first.counts == {"done": 1, "diverged": 1, "error": 0, "skipped": 0}
     rows = {r["model.depth"]: r for r in read_csv(first.results_path)}

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from occamgan.config import DataConfig, ModelConfig
+from occamgan.config import DataConfig, config_section
 from occamgan.data import DATASETS
 from occamgan.models import MODELS
 
@@ -38,7 +38,7 @@ def test_mixture_components_are_balanced():
 
 
 def test_mlp_depth_zero_is_linear():
-    pair = MODELS.get("mlp")(ModelConfig(depth=0, latent_dim=3), (2,), True)
+    pair = MODELS.get("mlp")(config_section("model", depth=0, latent_dim=3), (2,), True)
     g = pair.generator
     z1, z2 = torch.randn(4, 3), torch.randn(4, 3)
     assert torch.allclose(g(z1 + 2 * z2), g(z1) + 2 * (g(z2) - g(torch.zeros(4, 3))), atol=1e-5)
@@ -46,7 +46,7 @@ def test_mlp_depth_zero_is_linear():
 
 
 def test_mlp_shapes_and_separate_critic_size():
-    pair = MODELS.get("mlp")(ModelConfig(depth=2, width=16, d_width=32, d_depth=1, latent_dim=5, dropout=0.1), (2,), True)
+    pair = MODELS.get("mlp")(config_section("model", depth=2, width=16, d_width=32, d_depth=1, latent_dim=5, dropout=0.1), (2,), True)
     assert pair.generator(torch.randn(7, 5)).shape == (7, 2)
     assert pair.discriminator(torch.randn(7, 2)).shape == (7,)
     widths = [m.out_features for m in pair.discriminator.modules() if isinstance(m, torch.nn.Linear)]
@@ -55,4 +55,4 @@ def test_mlp_shapes_and_separate_critic_size():
 
 
 def test_mlp_without_critic():
-    assert MODELS.get("mlp")(ModelConfig(), (2,), False).discriminator is None
+    assert MODELS.get("mlp")(config_section("model"), (2,), False).discriminator is None

@@ -6,7 +6,7 @@ import pytest
 import torch
 from scipy import stats
 
-from occamgan.config import DataConfig, EvalConfig, ObjectiveConfig
+from occamgan.config import DataConfig, config_section
 from occamgan.data.toy import ring8
 from occamgan.metrics.toy import chi2_score, mode_stats, toy_metrics, w2
 
@@ -79,14 +79,14 @@ def test_w2_refuses_unequal_sizes():
 def test_toy_metrics_of_the_data_itself_are_perfect():
     data = ring8(DataConfig(n_samples=4000))
     fresh = ring8(DataConfig(n_samples=4000, seed=5)).data
-    m = toy_metrics(fresh, data, EvalConfig(w2_samples=500), ObjectiveConfig().mmd_bandwidths)
+    m = toy_metrics(fresh, data, config_section("eval", w2_samples=500), config_section("objective", name="mmd").mmd_bandwidths)
     assert m["modes_covered"] == 8 and m["n_modes"] == 8
     assert 0.97 < m["hq_fraction"] <= 1.0  # P(r < 3 sigma) = 1 - exp(-4.5) = 0.989 in 2-D
     # biased MMD^2 of equal laws has mean 2 (K(0) - E K) / n <= 2 * 7 / 500; allow twice that
     assert 0 < m["mmd"] < 4 * 7 / 500
     # finite-sample W2 between two mixture samples is dominated by per-mode count imbalance
     assert 0 < m["w2"] < 1.0
-    collapsed = toy_metrics(data.centers[[0]].repeat(4000, 1), data, EvalConfig(w2_samples=500),
-                            ObjectiveConfig().mmd_bandwidths)
+    collapsed = toy_metrics(data.centers[[0]].repeat(4000, 1), data, config_section("eval", w2_samples=500),
+                            config_section("objective", name="mmd").mmd_bandwidths)
     assert collapsed["modes_covered"] == 1 and collapsed["hq_fraction"] == 1.0
     assert collapsed["mmd"] > 10 * m["mmd"] and collapsed["w2"] > 2.0

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import occamgan
 from occamgan.commands.train import print_summary
-from occamgan.metrics import image_eval
+from occamgan import evaluation
 
 
 def test_summary_table_lists_scores_but_not_their_protocols(capsys):
@@ -28,6 +28,6 @@ def test_summary_table_lists_scores_but_not_their_protocols(capsys):
 
 
 def test_image_metric_functions_are_public():
-    assert occamgan.evaluate_metrics is image_eval.evaluate_metrics
-    assert occamgan.evaluate_run is image_eval.evaluate_run
+    assert occamgan.evaluate_metrics is evaluation.evaluate_metrics
+    assert occamgan.evaluate_run is evaluation.evaluate_run
     assert {"evaluate_metrics", "evaluate_run"} <= set(occamgan.__all__)

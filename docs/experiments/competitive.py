@@ -31,7 +31,7 @@ ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from occamgan.build import build_game  # noqa: E402
-from occamgan.config import ObjectiveConfig, build_config  # noqa: E402
+from occamgan.config import build_config, config_section# noqa: E402
 from occamgan.data.base import DataSource  # noqa: E402
 from occamgan.game import Game  # noqa: E402
 from occamgan.metrics.toy import mode_stats  # noqa: E402
@@ -77,7 +77,7 @@ def bilinear(args: argparse.Namespace) -> None:
     zeros = lambda: torch.zeros(1, 1, dtype=torch.float64)  # noqa: E731
     traj = {}
     for name in ("simultaneous GDA", "alternating GDA", "CGD"):
-        game = Game(Point(0.5), Scale(0.5, a), OBJECTIVES.get("wgan")(ObjectiveConfig(clip=1e9)), latent_dim=1)
+        game = Game(Point(0.5), Scale(0.5, a), OBJECTIVES.get("wgan")(config_section("objective", clip=1e9)), latent_dim=1)
         x, y = game.generator.x, game.discriminator.y
         rule = UPDATE_RULES.get("cgd")(game, build_config({"train": {"lr_g": eta, "lr_d": eta, "cg_tol": 1e-28}}).train)
         path = [(x.item(), y.item())]

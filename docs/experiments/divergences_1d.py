@@ -4,7 +4,8 @@ p = 1/2 N(-m, s^2) + 1/2 N(m, s^2) (s = 0.5), model q = N(mu, sigma^2).
 
     analytic: minimise D_f(p, q) over (mu, log sigma) exactly (Gauss-Legendre quadrature in float64,
               L-BFGS from several starts, best local minimum kept), for every registered divergence
-              and the divergences implied by two generator losses, at separations m = 0.5 .. 3;
+              and the divergences implied by the generator losses ids 14, 2, 6, 10 (y^ = 1), at
+              separations m = 0.5 .. 3 (``--only G:2 G:6`` fits a subset and leaves the plot);
     trained:  a Gaussian generator x = mu + sigma z (the library's MLP generator with depth 0)
               trained against an MLP critic with each f-GAN objective, the NS objective and
               beyond-divergence generator losses (library Game + alternating rule), m = 2, 3 seeds.
@@ -14,6 +15,11 @@ Reproduce (a few CPU-minutes; trained part ~15 min on one core):
     OMP_NUM_THREADS=1 nice -n 10 python docs/experiments/divergences_1d.py analytic
     OMP_NUM_THREADS=1 nice -n 10 python docs/experiments/divergences_1d.py trained
     python docs/experiments/divergences_1d.py implied   # the f-divergence each G loss follows
+
+Generator losses are named by their readable names (occamgan.objectives.generator_losses): the
+numeric ids 1-12 act on sigmoid probabilities (the author's critic); before that change the rows
+"ns+G:1".."4" of docs/experiments/divergences.md were the logit-space losses now called
+mean_dist_real_l2, mean_dist_label_l2, dist_mean_real_l2 and dist_mean_label_l2.
 
 Metrics (exact for a Gaussian model, mirroring occamgan.metrics.toy): hq_fraction = q-mass within
 3 s of the nearest mode; a mode is covered when it holds >= 10% of its uniform share (1/2) of q's
@@ -87,8 +93,13 @@ def gaussian_metrics(mu: float, sigma: float, m: float) -> dict[str, float]:
 # ----------------------------------------------------------------------------- analytic fits
 def analytic_divergences() -> dict[str, FDivergence]:
     divs = {name: get_divergence(name) for name in DIVERGENCES.names()}
-    # beyond-divergence generator losses that do define an f-divergence (under the optimal GAN critic)
+    # beyond-divergence generator losses that do define an f-divergence (under the optimal GAN
+    # critic, y^ = 1): the log-space label loss and the probability-space label losses
     divs["G:14 (log-L2 label)"] = implied_divergence(lambda d: F.logsigmoid(d).pow(2), "G:14")
+    divs["G:2 (prob-L2 label)"] = implied_divergence(lambda d: (torch.sigmoid(d) - 1).pow(2), "G:2")
+    divs["G:6 (prob-L1 label)"] = implied_divergence(lambda d: 1 - torch.sigmoid(d), "G:6")
+    divs["G:10 (prob-Huber label)"] = implied_divergence(
+        lambda d: torch.sqrt((torch.sigmoid(d) - 1).pow(2) + 1) - 1, "G:10")
     return divs
 
 
@@ -121,9 +132,12 @@ def fit(div: FDivergence, m: float) -> dict[str, float]:
     return best
 
 
-def run_analytic(out_json: Path, plot: Path) -> list[dict]:
+def run_analytic(out_json: Path, plot: Path | None, only: list[str] | None = None) -> list[dict]:
+    """Fit every divergence (or those whose name starts with one of ``only``; then no plot)."""
     rows = []
     for name, div in analytic_divergences().items():
+        if only and not any(name.startswith(prefix) for prefix in only):
+            continue
         a0, ainf = div.tail_exponents()
         for m in SEPARATIONS:
             res = fit(div, m)
@@ -134,7 +148,8 @@ def run_analytic(out_json: Path, plot: Path) -> list[dict]:
                   f"hq={row['hq_fraction']:.3f} modes={row['modes_covered']} w2={row['w2']:.3f}", flush=True)
     out_json.parent.mkdir(parents=True, exist_ok=True)
     out_json.write_text(json.dumps(rows, indent=1))
-    plot_analytic(rows, plot)
+    if plot is not None and not only:
+        plot_analytic(rows, plot)
     return rows
 
 
@@ -163,10 +178,16 @@ def plot_analytic(rows: list[dict], path: Path) -> None:
 
 
 # ----------------------------------------------------------------------------- trained fits
+#: beyond-divergence generator losses with the NS critic, by readable name: the four L2 classes on
+#: logits (what ids 1-4 meant before they followed the author's sigmoid critic) and on
+#: probabilities (ids 1-4 now: E(d), E(d)_lab, d(E), d(E)_lab), and the log-space label loss id 14
+GENERATOR_LOSS_ROWS = ["wgan", "mean_dist_real_l2", "mean_dist_label_l2", "dist_mean_real_l2", "dist_mean_label_l2",
+                       "mean_dist_real_prob_l2", "mean_dist_label_prob_l2", "dist_mean_real_prob_l2",
+                       "dist_mean_label_prob_l2", "14"]
 TRAINED = ([(f"fgan_{n}", f"fgan_{n}", "default") for n in
             ["gan", "hellinger", "js", "kl", "neyman", "ns", "pearson", "reverse_kl"]]
            + [("ns", "ns", "default")]
-           + [(f"ns+G:{g}", "ns", g) for g in ["wgan", "1", "2", "3", "4", "14"]])
+           + [(f"ns+G:{g}", "ns", g) for g in GENERATOR_LOSS_ROWS])
 
 
 def train_one(objective: str, gen_loss: str, seed: int, m: float = 2.0, steps: int = 2500) -> dict[str, float]:
@@ -180,8 +201,8 @@ def train_one(objective: str, gen_loss: str, seed: int, m: float = 2.0, steps: i
     torch.manual_seed(seed)
     generator = MLPGenerator(1, (1,), depth=0, width=1, activation="leaky_relu", dropout=0.0)  # x = a z + b
     critic = MLPCritic((1,), depth=2, width=64, activation="leaky_relu", dropout=0.0)
-    loss = None if gen_loss == "default" else GENERATOR_LOSSES.get(gen_loss)(cfg.objective)
-    game = Game(generator, critic, OBJECTIVES.get(objective)(cfg.objective), latent_dim=1, generator_loss=loss)
+    loss = None if gen_loss == "default" else GENERATOR_LOSSES.create(gen_loss)
+    game = Game(generator, critic, OBJECTIVES.create(objective), latent_dim=1, generator_loss=loss)
     rule = UPDATE_RULES.get("alternating")(game, cfg.train)
     data_gen = torch.Generator().manual_seed(seed + 1)
 
@@ -200,12 +221,14 @@ def train_one(objective: str, gen_loss: str, seed: int, m: float = 2.0, steps: i
     return {"mu": mu, "sigma": sigma, **gaussian_metrics(mu, sigma, m), "diverged": False}
 
 
-def run_trained(out_json: Path) -> list[dict]:
+def run_trained(out_json: Path, only: list[str] | None = None) -> list[dict]:
     torch.set_num_threads(1)
     done = json.loads(out_json.read_text()) if out_json.is_file() else []
     have = {(r["config"], r["seed"]) for r in done}
     rows = list(done)
     for label, objective, gen_loss in TRAINED:
+        if only and label not in only:
+            continue
         for seed in SEEDS:
             if (label, seed) in have:
                 continue
@@ -237,15 +260,20 @@ def trained_table(rows: list[dict]) -> str:
 # ----------------------------------------------------------------------------- implied divergences
 def implied_table() -> str:
     """Which f-divergence a per-sample generator loss E_q[h(d)] follows under the optimal GAN critic."""
-    from occamgan.config import ObjectiveConfig
+    from types import SimpleNamespace
+
     from occamgan.plugins import GENERATOR_LOSSES
 
     lines = ["| generator loss | h(d) | convex f | a0 | ainf | behaviour |", "|---" * 6 + "|"]
+    # s = sigmoid(d); ids 1-12 act on s (the author's sigmoid critic), the readable names without
+    # prefix on the logit d itself
     formulas = {"ns": "softplus(-d)", "minimax": "-softplus(d)", "wgan": "-d", "lsgan": "(d - 1)^2",
-                "2": "(d - 1)^2", "6": "abs(d - 1)", "10": "sqrt((d-1)^2 + 1) - 1",
-                "14": "log^2 sigmoid(d)", "18": "abs(log sigmoid(d)) = softplus(-d)"}
+                "mean_dist_label_l1": "abs(d - 1)", "mean_dist_label_huber": "sqrt((d-1)^2 + 1) - 1",
+                "2": "(s - 1)^2", "6": "abs(s - 1) = 1 - s", "10": "sqrt((s-1)^2 + 1) - 1",
+                "14": "log^2 s", "18": "abs(log s) = softplus(-d)"}
     for name, formula in formulas.items():
-        h = GENERATOR_LOSSES.get(name)(ObjectiveConfig(target_label=1.0)).per_sample
+        # a loss factory reads only target_label from its config section
+        h = GENERATOR_LOSSES.get(name)(SimpleNamespace(target_label=1.0)).per_sample
         div = implied_divergence(h)
         convex = div.is_convex()
         a0, ainf = div.tail_exponents() if convex else (float("nan"), float("nan"))
@@ -254,17 +282,39 @@ def implied_table() -> str:
     return "\n".join(lines)
 
 
+def analytic_table(rows: list[dict]) -> str:
+    """The section-3 table: per divergence, the smallest m at which the optimum sits on one mode
+    (|mu*| > m / 2) and the fit at m = 2."""
+    lines = ["| divergence | a0 | ainf | a0 + ainf | predicted | one mode from m = | mu* (m=2) | sigma* (m=2) "
+             "| modes covered | hq_fraction | w2 |", "|---" * 11 + "|"]
+    names = sorted(dict.fromkeys(r["divergence"] for r in rows),
+                   key=lambda n: -next(r["a0"] + r["ainf"] for r in rows if r["divergence"] == n))
+    for name in names:
+        sel = sorted((r for r in rows if r["divergence"] == name), key=lambda r: r["m"])
+        switch = next((r["m"] for r in sel if r["mu"] > r["m"] / 2), None)
+        at2 = next(r for r in sel if r["m"] == 2.0)
+        a0, ainf = sel[0]["a0"], sel[0]["ainf"]
+        switch_text = f"{switch:g}" if switch is not None else f"never (m <= {sel[-1]['m']:g})"
+        lines.append(f"| {name} | {a0:.2f} | {ainf:.2f} | {a0 + ainf:.2f} | {sel[0]['behaviour']} | {switch_text} | "
+                     f"{at2['mu']:.2f} | {at2['sigma']:.2f} | {at2['modes_covered']} | {at2['hq_fraction']:.3f} | "
+                     f"{at2['w2']:.2f} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("part", choices=["analytic", "trained", "implied"])
     parser.add_argument("--out", type=Path, default=Path("sweeps/divergences_1d"))
+    parser.add_argument("--only", nargs="+", help="analytic: divergence names (prefixes), e.g. G:2 G:6; "
+                        "trained: config labels, e.g. ns+G:mean_dist_label_prob_l2 (rows are added to the json)")
     args = parser.parse_args()
     if args.part == "analytic":
-        run_analytic(args.out / "analytic.json", HERE / "divergences_1d_fit.png")
+        name = "analytic.json" if not args.only else "analytic_" + "_".join(args.only).replace(":", "") + ".json"
+        print(analytic_table(run_analytic(args.out / name, HERE / "divergences_1d_fit.png", args.only)))
     elif args.part == "implied":
         print(implied_table())
     else:
-        print(trained_table(run_trained(args.out / "trained.json")))
+        print(trained_table(run_trained(args.out / "trained.json", args.only)))
 
 
 if __name__ == "__main__":

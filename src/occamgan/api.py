@@ -5,10 +5,12 @@
     print(result.metrics, result.run_dir)
     run = occamgan.load_run(result.run_dir)
     x = run.sample(1000)
+
+Reading runs back lives in :mod:`occamgan.runs`, scoring in :mod:`occamgan.evaluation`, the run
+directory's layout in :mod:`occamgan.train.run_dir`; they are re-exported here.
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -16,17 +18,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from .build import Experiment, build_experiment
-from .config import Config, build_config, load_config
-from .errors import ConfigError, RunDirError
-from .metrics.image_eval import evaluate_metrics, evaluate_run  # noqa: F401  (public: image metrics)
-from .metrics.toy import toy_metrics
-from .train.checkpoint import load_checkpoint
-from .train.logging import merge_into_step
-from .train.trainer import CHECKPOINT_NAME, EVAL_SEED_OFFSET, Trainer, draw_samples
+from .config import Config, build_config, load_config, prune_to_schema, read_config_tree
+from .errors import OccamError, RunDirError
+from .evaluation import EVAL_SEED_OFFSET, evaluate_metrics, evaluate_run, trained_context, metric_selection, run_metrics
+from .runs import LoadedRun, as_loaded_run, load_run
+from .train.run_dir import RunDir
+from .train.trainer import Trainer
+
+__all__ = ["ConfigLike", "LoadedRun", "RunResult", "evaluate_metrics", "evaluate_run", "load_run", "resolve_config",
+           "sample", "train"]
 
 ConfigLike = Config | dict[str, Any] | str | os.PathLike | None
 
@@ -59,16 +62,25 @@ def default_run_dir(cfg: Config) -> Path:
     return path
 
 
-def _check_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
+def check_run_dir(run: RunDir, resume: bool, overwrite: bool) -> None:
+    """What may happen to ``run``: --resume needs its checkpoint; --overwrite replaces only a
+    directory occamgan wrote; a run that never reached its first checkpoint may be started again."""
     if resume and overwrite:
         raise RunDirError("--resume and --overwrite exclude each other")
-    if run_dir.exists() and not run_dir.is_dir():
-        raise RunDirError(f"run directory {str(run_dir)!r} is a file")
+    if run.path.exists() and not run.path.is_dir():
+        raise RunDirError(f"run directory {str(run.path)!r} is a file")
+    run.check_writable()
     if resume:
-        if not (run_dir / "checkpoints" / CHECKPOINT_NAME).is_file():
-            raise RunDirError(f"cannot resume: {str(run_dir)!r} has no checkpoints/{CHECKPOINT_NAME}")
-    elif run_dir.exists() and any(run_dir.iterdir()) and not overwrite:
-        raise RunDirError(f"run directory {str(run_dir)!r} exists; pass --resume to continue it or --overwrite to replace it")
+        if not run.has_checkpoint():
+            raise RunDirError(f"cannot resume: {str(run.path)!r} has no checkpoint")
+        return
+    if run.is_empty() or (run.is_run() and not run.has_checkpoint()):
+        return
+    if not run.is_run():
+        raise RunDirError(f"{str(run.path)!r} exists and is not an occamgan run directory; choose another --out")
+    if not overwrite:
+        raise RunDirError(f"run directory {str(run.path)!r} exists; pass --resume to continue it or --overwrite to "
+                          "replace it")
 
 
 def train(config: ConfigLike = None, *, overrides: list[str] | None = None, out: str | os.PathLike | None = None,
@@ -76,108 +88,67 @@ def train(config: ConfigLike = None, *, overrides: list[str] | None = None, out:
     """Train a GAN as configured and write a run directory; return its summary.
 
     With ``resume=True`` and no ``config``, the run's own config.yaml is the base (overrides such
-    as ``train.steps=...`` still apply)."""
-    run_dir = Path(out) if out is not None else None
-    if resume and run_dir is None:
+    as ``train.steps=...`` still apply). Everything is checked before anything is written: the
+    config, the run directory, and on resume the checkpoint against the config."""
+    run = RunDir(out) if out is not None else None
+    if resume and run is None:
         raise RunDirError("--resume needs --out RUN_DIR")
-    if resume and config is None and (run_dir / "config.yaml").is_file():
-        config = run_dir / "config.yaml"
+    if resume and config is None and run.config_path.is_file():
+        config = prune_to_schema(read_config_tree(run.config_path))
     cfg = resolve_config(config, overrides)
-    run_dir = run_dir or default_run_dir(cfg)
-    _check_run_dir(run_dir, resume, overwrite)
+    run = run or RunDir(default_run_dir(cfg))
+    check_run_dir(run, resume, overwrite)
     exp = build_experiment(cfg)  # every config error surfaces before the directory is touched
-    if overwrite and run_dir.exists():
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(cfg.to_yaml())
-    trainer = Trainer(exp, run_dir, evaluate=periodic_metrics, progress=progress)
-    timing = trainer.fit(resume=resume)
-    summary = finish_run(exp, run_dir, timing)
-    return RunResult(run_dir, summary)
+    trainer = Trainer(exp, run.path, evaluate=lambda e: evaluate_live(e), progress=progress)
+    if resume:
+        trainer.restore(run.checkpoint_path)  # verified before anything is written
+    with run.lock():
+        if not resume and run.exists() and not run.is_empty():
+            _clear_run(run)
+        run.create()
+        run.write_config(cfg.to_yaml())
+        timing = trainer.fit(restored=resume)
+        summary = finish_run(exp, run, timing)
+    return RunResult(run.path, summary)
 
 
-def periodic_metrics(exp: Experiment, step: int) -> dict[str, Any]:
-    return evaluate_generator(exp)
+def _clear_run(run: RunDir) -> None:
+    """Remove the files of an earlier run in ``run`` (only ever called for an occamgan run)."""
+    for child in run.path.iterdir():
+        if child.name == ".lock":
+            continue
+        shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
 
 
-def evaluate_generator(exp: Experiment, samples: Tensor | None = None) -> dict[str, Any]:
-    cfg = exp.cfg
-    if samples is None:
-        samples = draw_samples(exp, cfg.eval.n_samples, cfg.seed + EVAL_SEED_OFFSET, cfg.eval.use_ema)
-    metrics: dict[str, Any] = {}
-    if exp.data.kind == "toy":
-        metrics.update(toy_metrics(samples, exp.data, cfg.eval, cfg.objective.mmd_bandwidths, cfg.seed))
-    if cfg.eval.metrics:
-        metrics.update(evaluate_metrics(cfg.eval.metrics, exp, cfg))
-    if cfg.eval.sharpness:
-        from .diagnostics.hessian import sharpness_of_experiment
-
-        metrics.update(sharpness_of_experiment(exp))
-    return metrics
+def evaluate_live(exp: Experiment) -> dict[str, Any]:
+    """The run's metric selection during training (``eval.every``)."""
+    ctx = trained_context(exp)
+    return run_metrics(metric_selection(exp.cfg, exp.data), ctx)
 
 
-def finish_run(exp: Experiment, run_dir: Path, timing: dict[str, Any]) -> dict[str, Any]:
+def finish_run(exp: Experiment, run: RunDir, timing: dict[str, Any]) -> dict[str, Any]:
+    """Final scores (recorded in metrics.jsonl and summary.json), the samples plot, the report."""
     from .plots import save_samples_figure  # matplotlib only when a run ends
 
     cfg = exp.cfg
-    samples = draw_samples(exp, cfg.eval.n_samples, cfg.seed + EVAL_SEED_OFFSET, cfg.eval.use_ema)
-    metrics = evaluate_generator(exp, samples)
-    merge_into_step(run_dir / "metrics.jsonl", timing["step"], {f"eval/{k}": v for k, v in metrics.items()})
-    plot = save_samples_figure(exp.data, samples, run_dir / "samples.png",
+    ctx = trained_context(exp)
+    metrics = run_metrics(metric_selection(cfg, exp.data), ctx)
+    samples = ctx.samples()
+    plot = save_samples_figure(exp.data, samples, run.samples_plot_path,
                                title=f"{cfg.data.name} / {cfg.objective.name} / step {timing['step']}")
-    summary = {"step": timing["step"], "metrics": metrics, "plot": str(plot),
+    run.record_results(timing["step"], metrics)
+    summary = {**run.read_summary(), "step": timing["step"], "plot": str(plot),
                "steps_per_second": timing["steps_per_second"], "seconds": timing["seconds"],
-               "generator": "ema" if cfg.eval.use_ema else "raw", "eval_samples": len(samples)}
-    tmp = run_dir / "summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2))
-    os.replace(tmp, run_dir / "summary.json")
+               "generator": ctx.label, "eval_samples": len(samples)}
+    run.write_summary(summary)
+    if cfg.train.report:
+        from .report import write_report
+
+        write_report(run.path)
     return summary
-
-
-@dataclass
-class LoadedRun:
-    """A trained run restored from its directory: config, Game, EMA generator, step."""
-
-    run_dir: Path
-    experiment: Experiment
-    step: int
-
-    @property
-    def config(self) -> Config:
-        return self.experiment.cfg
-
-    @property
-    def generator(self) -> torch.nn.Module:
-        return self.experiment.ema.generator
-
-    def sample(self, n: int, seed: int = 0, use_ema: bool = True, mc_dropout: bool = False) -> Tensor:
-        """n samples; ``mc_dropout`` keeps dropout active (fresh mask per sample) with
-        normalisation layers in eval mode."""
-        if mc_dropout:
-            from .bayes.mc_dropout import sample_mc_dropout
-
-            g = self.experiment.ema.generator if use_ema else self.experiment.game.generator
-            return sample_mc_dropout(g, n, self.experiment.game.latent_dim, seed=seed, device=self.experiment.device)
-        return draw_samples(self.experiment, n, seed, use_ema)
-
-
-def load_run(path: str | os.PathLike) -> LoadedRun:
-    """Restore a run directory (its config.yaml and checkpoints/last.pt)."""
-    run_dir = Path(path)
-    if not (run_dir / "config.yaml").is_file():
-        raise RunDirError(f"{str(run_dir)!r} is not a run directory (no config.yaml)")
-    try:
-        cfg = load_config(run_dir / "config.yaml")
-    except ConfigError as exc:
-        raise RunDirError(f"{str(run_dir)!r}: {exc}") from None
-    exp = build_experiment(cfg)
-    trainer = Trainer(exp, run_dir, progress=False)
-    trainer.restore(trainer.checkpoint_path)
-    return LoadedRun(run_dir, exp, trainer.step)
 
 
 def sample(run: LoadedRun | str | os.PathLike, n: int, seed: int = 0, use_ema: bool = True,
            mc_dropout: bool = False) -> Tensor:
     """n samples from a run (path or :class:`LoadedRun`)."""
-    loaded = run if isinstance(run, LoadedRun) else load_run(run)
-    return loaded.sample(n, seed=seed, use_ema=use_ema, mc_dropout=mc_dropout)
+    return as_loaded_run(run).sample(n, seed=seed, use_ema=use_ema, mc_dropout=mc_dropout)

@@ -1,8 +1,11 @@
 """Builders: config -> registries -> data, Game, UpdateRule, EMA (the one-way data flow of the
-architecture note)."""
+architecture note). Building has no side effect on the caller's random streams: the networks are
+initialised from ``cfg.seed`` inside a forked RNG state, and the RNG state right after the
+initialisation is handed to the Trainer, which continues a fresh run from it (as a run always has)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -13,8 +16,19 @@ from .game import Game
 from .models.base import build_models
 from .plugins import GENERATOR_LOSSES, OBJECTIVES, UPDATE_RULES
 from .regularizers import build_regularizers
+from .train.checkpoint import rng_state
 from .train.ema import GeneratorEMA
 from .update_rules.base import UpdateRule
+
+
+@dataclass
+class Players:
+    """The trained things of a run: the Game (G, D, objective, regularisers) and the generator EMA."""
+
+    game: Game
+    ema: GeneratorEMA
+    #: the global RNG state right after the networks were initialised from cfg.seed
+    init_rng: dict[str, Any]
 
 
 @dataclass
@@ -25,6 +39,7 @@ class Experiment:
     rule: UpdateRule
     ema: GeneratorEMA
     device: torch.device
+    init_rng: dict[str, Any]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -39,34 +54,58 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def build_game(cfg: Config, data: DataSource, device: torch.device) -> Game:
+def build_game(cfg: Config, sample_shape: tuple[int, ...], device: torch.device) -> Game:
     objective = OBJECTIVES.get(cfg.objective.name)(cfg.objective)
-    models = build_models(cfg, data.sample_shape, objective.has_discriminator)
+    models = build_models(cfg, sample_shape, objective.has_discriminator)
+    loss_section = cfg.objective.generator_loss
     gen_loss = None
-    if cfg.objective.generator_loss != "default":
+    if loss_section.name != "default":
         if not objective.has_discriminator:
             raise ConfigError(f"config key objective.generator_loss: objective {cfg.objective.name!r} has no critic")
-        gen_loss = GENERATOR_LOSSES.get(cfg.objective.generator_loss)(cfg.objective)
+        gen_loss = GENERATOR_LOSSES.get(loss_section.name)(loss_section)
+    regularizers = build_regularizers(cfg.regularizers)
+    for reg in regularizers:
+        if reg.needs_discriminator and not objective.has_discriminator:
+            raise ConfigError(f"config key regularizers: {type(reg).__name__} penalises the critic, but objective "
+                              f"{cfg.objective.name!r} has none")
     game = Game(
         models.generator, models.discriminator, objective, cfg.model.latent_dim,
-        generator_loss=gen_loss, regularizers=build_regularizers(cfg.regularizers),
+        generator_loss=gen_loss, regularizers=regularizers,
         n_mcd=cfg.train.n_mcd, amp=cfg.train.amp,
     )
     return game.to(device)
+
+
+def build_players(cfg: Config, sample_shape: tuple[int, ...], device: torch.device) -> Players:
+    """Game and EMA with parameters initialised from ``cfg.seed``; the caller's RNG is untouched."""
+    cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=cuda):
+        torch.manual_seed(cfg.seed)
+        game = build_game(cfg, sample_shape, device)
+        ema = GeneratorEMA(game.generator, cfg.train.ema_decay, cfg.train.ema_start)
+        after_init = rng_state()
+    return Players(game, ema, after_init)
+
+
+def check_rule_fits(cfg: Config, game: Game) -> None:
+    """The one place where an update rule's needs are checked against the game."""
+    rule_class = UPDATE_RULES.get(cfg.train.update)
+    if getattr(rule_class, "requires_discriminator", False) and not game.has_discriminator:
+        raise ConfigError(f"config key train.update: {cfg.train.update!r} needs a critic, but objective "
+                          f"{cfg.objective.name!r} has none (use 'alternating')")
+    if getattr(rule_class, "requires_zero_sum", False) and not game.zero_sum:
+        penalties = [type(r).__name__ for r in game.regularizers if r.penalises_generator]
+        why = (f"regulariser {', '.join(penalties)} adds a term to L_G only" if penalties else
+               f"objective {cfg.objective.name!r} with generator loss {cfg.objective.generator_loss.name!r} is general-sum")
+        raise ConfigError(f"config key train.update: {cfg.train.update!r} needs a zero-sum game "
+                          f"(grad_G L_G = -grad_G L_D), but {why}; use train.update='gacgd'")
 
 
 def build_experiment(cfg: Config) -> Experiment:
     """Everything a run needs, with parameters initialised from ``cfg.seed``."""
     device = resolve_device(cfg.train.device)
     data = build_data(cfg)
-    torch.manual_seed(cfg.seed)
-    game = build_game(cfg, data, device)
-    rule_factory = UPDATE_RULES.get(cfg.train.update)
-    if getattr(rule_factory, "requires_zero_sum", False) and not game.zero_sum:
-        raise ConfigError(
-            f"config key train.update: {cfg.train.update!r} needs a zero-sum game, but objective "
-            f"{cfg.objective.name!r} with generator loss {cfg.objective.generator_loss!r} is general-sum"
-        )
-    rule = rule_factory(game, cfg.train)
-    ema = GeneratorEMA(game.generator, cfg.train.ema_decay, cfg.train.ema_start)
-    return Experiment(cfg, data, game, rule, ema, device)
+    players = build_players(cfg, data.sample_shape, device)
+    check_rule_fits(cfg, players.game)
+    rule = UPDATE_RULES.get(cfg.train.update)(players.game, cfg.train)
+    return Experiment(cfg, data, players.game, rule, players.ema, device, players.init_rng)

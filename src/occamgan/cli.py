@@ -50,7 +50,7 @@ def user_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except OccamError as exc:
             typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from None
+            raise typer.Exit(getattr(exc, "exit_code", 2)) from None
 
     return wrapper  # type: ignore[return-value]
 

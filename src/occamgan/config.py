@@ -1,128 +1,76 @@
-"""The typed configuration schema: every default of occamgan lives here.
+"""The typed configuration schema, composed from the plug-ins' own parameter models.
 
 Sources, applied in order: the schema defaults, a YAML file (``--config FILE``), then dotted
 overrides (``--set train.steps=200``; values are parsed as YAML scalars/lists). Every section
 forbids unknown keys, so a typo is an error that names the key, never a silently ignored setting.
+
+The sections ``model``, ``objective`` (with its ``generator_loss``) and ``train`` are discriminated
+unions on the chosen plug-in's name (``model.name``, ``objective.name``,
+``objective.generator_loss.name``, ``train.update``): each member is the section's common keys plus
+the parameter model that the plug-in registered (:mod:`occamgan.params`). So
+``objective: {name: wgan_gp, gp_weight: 10}`` validates gp_weight, and ``gp_weight`` under
+``wgan_div`` is an error that names the key and the objective. ``regularizers`` and ``eval`` are
+the union of every regulariser's and metric's parameters (each regulariser is switched by its
+own knob; metrics are chosen in ``eval.metrics``). The schema is rebuilt when a plug-in registers
+later (a user's own objective in a script is part of the schema as soon as it is registered).
 """
 from __future__ import annotations
 
+import difflib
+import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
+from .data.base import DataConfig
 from .errors import ConfigError
-
-Pos = Field(gt=0)
+from .params import NoParams, Params
 
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-
-class DataConfig(Section):
-    #: registered data set: toy sets (gaussian, ring8, grid25, swissroll) or image sets
-    name: str = "ring8"
-    #: size of the fixed toy training set (the paper's gaussian set is always 200 points)
-    n_samples: int = Field(10_000, ge=1)
-    #: standard deviation of each mixture component (ring8, grid25) or noise level (swissroll)
-    std: float = Field(0.05, gt=0)
-    #: radius of ring8 / half-width of grid25
-    radius: float = Field(2.0, gt=0)
-    #: seed of the data set itself (fixed across training seeds, as in the paper)
-    seed: int = 0
-    #: image data: directory or file; None -> $OCCAMGAN_DATA, then the cache directory
-    root: str | None = None
-    image_size: int | None = Field(None, ge=4)
-    channels: int | None = Field(None, ge=1, le=4)
-    split: Literal["train", "test"] = "train"
-    #: worker processes decoding image files (folders too big for memory stream through them)
-    num_workers: int = Field(0, ge=0)
-    #: Pillow filter for resizing images (bilinear = torchvision's Resize default on PIL images)
-    resize_filter: Literal["bilinear", "bicubic", "lanczos", "box", "nearest"] = "bilinear"
-    #: image folders larger than this (as float32 tensors) are streamed from disk, not held in memory
-    max_memory_mb: int = Field(2048, ge=0)
-    #: fetch missing files of public sets (mnist, fashion_mnist, cifar10) from their canonical source
-    download: bool = True
+    @field_validator("*", mode="after")
+    @classmethod
+    def _finite(cls, value: object) -> object:
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        return value
 
 
-class ModelConfig(Section):
-    #: registered model family: "mlp" (toy) or "dcgan" (images)
-    name: str = "mlp"
+class ModelBase(Section):
+    """Keys of every model family; each family adds its own (models/*.py)."""
+
+    name: str
     latent_dim: int = Field(2, ge=1)
-    #: hidden layers of the MLPs; 0 makes a network a single linear map
-    depth: int = Field(2, ge=0)
-    #: hidden width of the generator MLP
-    width: int = Field(128, ge=1)
-    #: critic depth/width; None -> same as the generator
-    d_depth: int | None = Field(None, ge=0)
-    d_width: int | None = Field(None, ge=1)
-    activation: Literal["leaky_relu", "relu", "tanh", "elu", "gelu", "silu"] = "leaky_relu"
     #: MC-dropout rate p in G and D (Dropout in MLPs, Dropout2d in conv nets)
     dropout: float = Field(0.0, ge=0, lt=1)
-    #: DCGAN widths and options
-    ngf: int = Field(64, ge=1)
-    ndf: int = Field(64, ge=1)
-    spectral_norm: bool = False
-    #: normalisation in the DCGAN critic's hidden blocks 2..L: "batch" (the paper's code),
-    #: "layer" (GroupNorm with one group: per-sample statistics over C x H x W) or "none" (the
-    #: choice for WGAN-div: a normalised critic is steep at low-contrast fakes; models/dcgan.py)
-    d_norm: Literal["batch", "layer", "none"] = "batch"
 
 
-class ObjectiveConfig(Section):
-    #: registered objective (discriminator loss and its default generator loss). The default,
-    #: the saturating minimax GAN (GAN divergence: f'' tail exponent 2 at infinity), covered every
-    #: ring8 mode on seeds 0-4 where the mode-seeking NS loss (exponent 3) starved some modes.
-    name: str = "minimax"
-    #: registered generator loss, or "default" for the objective's own
-    generator_loss: str = "default"
-    #: WGAN-GP weight lambda
-    gp_weight: float = Field(10.0, ge=0)
-    #: WGAN weight clipping bound c; null: no clipping (the bare WGAN loss, e.g. for ACGD)
-    clip: float | None = Field(0.01, gt=0)
-    #: WGAN-div penalty (k/2) E ||grad D||^p
-    div_k: float = Field(2.0, ge=0)
-    div_p: float = Field(6.0, gt=0)
-    #: MMD RBF precisions lambda_l in K(a, b) = sum_l exp(-lambda_l ||a - b||^2)
-    mmd_bandwidths: list[float] = Field(
-        default_factory=lambda: [1.0, 0.5, 0.1, 0.02, 0.01, 0.002, 0.001], min_length=1
-    )
-    #: train the MMD objective on the unbiased U-statistic (the paper's code: biased V-statistic,
-    #: whose 1/m bias shrinks the generated variance; objectives/mmd.py)
-    mmd_unbiased: bool = False
-    #: target label y^ of the label-referenced generator-loss classes
-    target_label: float = 1.0
+class GeneratorLossBase(Section):
+    """``objective.generator_loss``: a registered generator loss, or "default" for the objective's own."""
 
-    @field_validator("mmd_bandwidths")
-    @classmethod
-    def _positive(cls, v: list[float]) -> list[float]:
-        if any(b <= 0 for b in v):
-            raise ValueError("every bandwidth must be > 0")
-        return v
+    name: str
 
 
-class RegularizersConfig(Section):
-    #: likelihood relaxation: fakes become G(z) + sigma * eps in both losses
-    sigma: float = Field(0.0, ge=0)
-    #: gradient regularisation lambda * sum ||dL_G / dpsi||^2 (double backward)
-    grad_reg: float = Field(0.0, ge=0)
-    #: R1 / R2 penalties gamma/2 E ||grad_x D||^2 at real / fake points
-    r1: float = Field(0.0, ge=0)
-    r2: float = Field(0.0, ge=0)
+class ObjectiveBase(Section):
+    """Keys of every objective; each objective adds its own (objectives/*.py)."""
+
+    name: str
+    generator_loss: Any = None  # the union of generator losses, set when the schema is composed
 
 
-class TrainConfig(Section):
+class TrainBase(Section):
+    """Keys of every update rule; each rule adds its own (update_rules/*.py)."""
+
     #: registered update rule: alternating, simultaneous, cgd, acgd, gacgd
-    update: str = "alternating"
+    update: str
     steps: int = Field(12000, ge=1)
     batch_size: int = Field(256, ge=1)
-    n_critic: int = Field(1, ge=1)
     lr_g: float = Field(1e-3, gt=0)
     lr_d: float = Field(1e-3, gt=0)
-    betas: tuple[float, float] = (0.5, 0.999)
-    adam_eps: float = Field(1e-8, gt=0)
     #: linear LR warm-up from warmup_start x lr over the first warmup_steps generator steps
     warmup_steps: int = Field(0, ge=0)
     warmup_start: float = Field(0.01, gt=0, le=1)
@@ -139,77 +87,56 @@ class TrainConfig(Section):
     log_every: int = Field(50, ge=1)
     #: also write TensorBoard event files into the run directory
     tensorboard: bool = False
-    #: SAM / ASAM neighbourhood radius (0 = off), adaptive flag and which players use it
-    sam_rho: float = Field(0.0, ge=0)
-    sam_adaptive: bool = True
-    sam_players: Literal["both", "g", "d"] = "both"
+    #: write report.html (config, curves, samples, scores) into the run directory at its end
+    report: bool = True
     #: MC-dropout passes averaged in each loss
     n_mcd: int = Field(1, ge=1)
-    #: competitive rules (cgd, acgd, gacgd): the CG/GMRES solve stops when
-    #: ||r||^2 <= max(cg_tol ||b||^2, cg_atol) (squared, as in the reference ACGD code) or after
-    #: cg_max_iter iterations; GMRES restarts every gmres_restart steps
-    cg_tol: float = Field(1e-10, gt=0)
-    cg_atol: float = Field(1e-20, ge=0)
-    cg_max_iter: int = Field(200, ge=1)
-    gmres_restart: int = Field(10, ge=1)
-    #: whose linear system is solved (the other's step costs one more product): alternate, g, d
-    cgd_solve: Literal["alternate", "g", "d"] = "alternate"
-    #: start each solve from the player's previous step (off: on toy GANs it saved no
-    #: iterations and cost two products per step; benchmarks/bench_competitive.py)
-    cgd_warm_start: bool = False
-    acgd_beta: float = Field(0.99, gt=0, lt=1)
-    acgd_eps: float = Field(1e-8, gt=0)
     #: mixed precision (autocast) on CUDA where it is safe; ignored on the CPU
     amp: bool = False
     #: "auto" picks CUDA when available
     device: str = "auto"
 
-    @field_validator("betas")
-    @classmethod
-    def _betas_in_range(cls, v: tuple[float, float]) -> tuple[float, float]:
-        if not all(0 <= b < 1 for b in v):
-            raise ValueError("betas must lie in [0, 1)")
-        return v
+
+class RegularizersBase(Section):
+    """Every regulariser's knobs (regularizers/*.py); a regulariser is on when its knob is."""
 
 
-class EvalConfig(Section):
-    #: samples drawn from the (EMA) generator for the final toy metrics
+class EvalBase(Section):
+    """Keys of every evaluation; each metric adds its own knobs (metrics/, diagnostics/, bayes/)."""
+
+    #: samples drawn from the (EMA) generator for the final scores
     n_samples: int = Field(10_000, ge=1)
     #: steps between evaluations during training (0 = only at the end)
     every: int = Field(0, ge=0)
-    #: extra registered metrics (image metrics such as fid_lenet); toy metrics are automatic
+    #: registered metrics beyond those that apply to the data by default (toy scores for toy
+    #: data), e.g. fid_lenet, kid, sharpness, evidence; `occamgan eval --help` lists them
     metrics: list[str] = Field(default_factory=list)
-    #: compute the top Hessian eigenvalue of L_G at the end of the run
+    #: also measure sharpness (the same as listing "sharpness" in eval.metrics)
     sharpness: bool = False
-    sharpness_k: int = Field(1, ge=1)
-    sharpness_batches: int = Field(4, ge=1)
-    #: over batches: mean of per-batch top eigenvalues, or top eigenvalues of the mean Hessian
-    #: (the paper's script for the Gaussian experiment)
-    sharpness_reduce: Literal["eigenvalues", "hessian"] = "eigenvalues"
-    #: TorchScript FID Inception file; None -> $OCCAMGAN_INCEPTION, then the cache directory
-    inception_path: str | None = None
     #: evaluate the EMA generator (True) or the raw one
     use_ema: bool = True
-    #: samples per set for the exact 2-Wasserstein distance and the MMD metric (O(n^2) cost)
-    w2_samples: int = Field(2000, ge=2)
-    #: a sample is high quality within hq_std standard deviations of a mixture mode
-    hq_std: float = Field(3.0, gt=0)
-    #: a mode is covered when it holds at least this fraction of its uniform share of samples
-    mode_min_fraction: float = Field(0.1, gt=0, le=1)
-    #: real images of the image-metric reference set (seed-0 subset); None -> as many as n_samples
-    n_reference: int | None = Field(None, ge=2)
-    #: images per batch through the feature network (Inception at 299 px: ~25 MB per image)
-    feature_batch_size: int = Field(50, ge=1)
+
+
+#: section -> (the key that names its plug-in, the default plug-in, the base of its members)
+UNION_SECTIONS: dict[str, tuple[str, str, type[Section]]] = {
+    "model": ("name", "mlp", ModelBase),
+    "objective": ("name", "minimax", ObjectiveBase),
+    "train": ("update", "alternating", TrainBase),
+}
+DEFAULT_GENERATOR_LOSS = "default"
 
 
 class Config(Section):
+    """The whole configuration. Build one with :func:`build_config` / :func:`load_config` (the
+    composed schema is a subclass of this class, so ``isinstance(cfg, Config)`` holds)."""
+
     seed: int = 0
     data: DataConfig = Field(default_factory=DataConfig)
-    model: ModelConfig = Field(default_factory=ModelConfig)
-    objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
-    regularizers: RegularizersConfig = Field(default_factory=RegularizersConfig)
-    train: TrainConfig = Field(default_factory=TrainConfig)
-    eval: EvalConfig = Field(default_factory=EvalConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name_plugins(cls, data: Any) -> Any:
+        return fill_plugin_names(data) if isinstance(data, dict) else data
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -218,6 +145,121 @@ class Config(Section):
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
+# ----------------------------------------------------------------------------- composition
+def _registries() -> dict[str, Any]:
+    from . import plugins  # registers every built-in plug-in
+
+    return {"model": plugins.MODELS, "objective": plugins.OBJECTIVES, "train": plugins.UPDATE_RULES,
+            "generator_loss": plugins.GENERATOR_LOSSES, "regularizers": plugins.REGULARIZERS,
+            "eval": plugins.METRICS}
+
+
+KINDS = {"model": "model", "objective": "objective", "train": "update rule", "generator_loss": "generator loss"}
+
+
+def _member(base: type[Section], tag: str, name: str, params: type[Params], **fields: Any) -> type[Section]:
+    bases = (base,) if params is NoParams else (params, base)  # MRO order puts the base's keys first
+    return create_model(f"{base.__name__.removesuffix('Base')}[{name}]", __base__=bases,
+                        **{tag: (Literal[name], name)}, **fields)
+
+
+def _union(members: dict[str, type[Section]], tag: str, default: str) -> Any:
+    union = Union[tuple(members.values())]  # type: ignore[valid-type]
+    return (Annotated[union, Field(discriminator=tag)], Field(default_factory=members[default]))
+
+
+def _flat(base: type[Section], registry: Any, section: str) -> type[Section]:
+    """One section holding the knobs of every plug-in of ``registry``; a knob declared by two
+    different parameter models is an error of the plug-ins, caught here."""
+    classes: list[type[Params]] = []
+    owner: dict[str, str] = {}
+    for name in registry.names():
+        params = registry.params(name)
+        if params is NoParams or params in classes:
+            continue
+        for field in params.model_fields:
+            if field in owner or field in base.model_fields:
+                raise ValueError(f"{section}.{field} is declared twice (by {owner.get(field, 'the schema')} and {name})")
+            owner[field] = name
+        classes.append(params)
+    return create_model(base.__name__.replace("Base", "Config"), __base__=(base, *classes))
+
+
+_SCHEMA: dict[str, Any] = {}
+
+
+def schema() -> type[Config]:
+    """The composed Config class for the plug-ins registered now (cached until a new one registers)."""
+    from .registry import Registry
+
+    registries = _registries()
+    if _SCHEMA.get("version") == Registry.version:
+        return _SCHEMA["config"]
+    losses = registries["generator_loss"]
+    loss_members = {DEFAULT_GENERATOR_LOSS: _member(GeneratorLossBase, "name", DEFAULT_GENERATOR_LOSS, NoParams)}
+    loss_members |= {n: _member(GeneratorLossBase, "name", n, losses.params(n)) for n in losses.names()}
+    loss_field = _union(loss_members, "name", DEFAULT_GENERATOR_LOSS)
+    fields: dict[str, Any] = {}
+    members: dict[str, dict[str, type[Section]]] = {"generator_loss": loss_members}
+    for section, (tag, default, base) in UNION_SECTIONS.items():
+        registry = registries[section]
+        extra = {"generator_loss": loss_field} if section == "objective" else {}
+        members[section] = {n: _member(base, tag, n, registry.params(n), **extra) for n in registry.names()}
+        fields[section] = _union(members[section], tag, default)
+    for section, base in (("regularizers", RegularizersBase), ("eval", EvalBase)):
+        flat = _flat(base, registries[section], section)
+        members[section] = {"": flat}
+        fields[section] = (flat, Field(default_factory=flat))
+    composed = create_model("Config", __base__=Config, **fields)
+    _SCHEMA.update(version=Registry.version, config=composed, members=members)
+    return composed
+
+
+def section_members(section: str) -> dict[str, type[Section]]:
+    """name -> section model of each plug-in of a union section (``model``, ``objective``,
+    ``train``, ``generator_loss``); the flat sections map "" to their one model."""
+    schema()
+    return _SCHEMA["members"][section]
+
+
+def fill_plugin_names(tree: dict[str, Any]) -> dict[str, Any]:
+    """Give every union section its default plug-in name when the tree does not name one, read a
+    generator loss given as a plain name, and check every name against its registry first (an
+    unknown name is one line with the allowed names and a "did you mean")."""
+    from .registry import UnknownNameError
+
+    tree = dict(tree)
+    registries = _registries()
+    for section, (tag, default, _) in UNION_SECTIONS.items():
+        node = tree.get(section)
+        if node is None:
+            continue
+        if not isinstance(node, dict):
+            raise ConfigError(f"config key {section} must be a section (a mapping), got {node!r}")
+        node = tree[section] = {tag: default, **node}
+        _check_name(registries[section], f"{section}.{tag}", node[tag], UnknownNameError)
+    objective = tree.get("objective")
+    if isinstance(objective, dict) and "generator_loss" in objective:
+        loss = objective["generator_loss"]
+        loss = {"name": loss} if isinstance(loss, str) else loss
+        if isinstance(loss, dict):
+            loss = {"name": DEFAULT_GENERATOR_LOSS, **loss}
+            if loss["name"] != DEFAULT_GENERATOR_LOSS:
+                _check_name(registries["generator_loss"], "objective.generator_loss", loss["name"], UnknownNameError)
+        tree["objective"] = {**objective, "generator_loss": loss}
+    return tree
+
+
+def _check_name(registry: Any, key: str, name: Any, unknown: type[Exception]) -> None:
+    if not isinstance(name, str):
+        raise ConfigError(f"config key {key}: expected a name, got {name!r}")
+    try:
+        registry.get(name)
+    except unknown as exc:
+        raise ConfigError(f"config key {key}: {exc}") from None
+
+
+# ----------------------------------------------------------------------------- sources
 def _parse_override(item: str) -> tuple[list[str], Any]:
     key, sep, raw = item.partition("=")
     if not sep or not key.strip():
@@ -233,9 +275,13 @@ def _set_dotted(tree: dict[str, Any], path: list[str], value: Any) -> None:
     node = tree
     for part in path[:-1]:
         child = node.setdefault(part, {})
+        if isinstance(child, str) and part == "generator_loss":  # a loss named by its name alone
+            child = node[part] = {"name": child}
         if not isinstance(child, dict):
             raise ConfigError(f"config key {'.'.join(path)}: {part!r} is not a section")
         node = child
+    if path[-1] == "generator_loss" and isinstance(value, str) and isinstance(node.get("generator_loss"), dict):
+        value = {**node["generator_loss"], "name": value}  # keep the loss's knobs set earlier
     node[path[-1]] = value
 
 
@@ -256,14 +302,40 @@ def _read_yaml(path: str | Path) -> dict[str, Any]:
     return tree
 
 
-def _explain(exc: ValidationError) -> str:
+def _explain(exc: ValidationError, tree: dict[str, Any]) -> str:
     err = exc.errors()[0]
-    key = ".".join(str(p) for p in err["loc"] if not isinstance(p, int)) or "config"
+    loc = [str(p) for p in err["loc"] if not isinstance(p, int)]
+    plugin = None
+    # a union member's location carries its plug-in name: (section, name, key) -> section.key
+    if len(loc) >= 2 and loc[0] in UNION_SECTIONS:
+        plugin = (KINDS[loc[0]], loc[0], loc.pop(1))
+        if len(loc) >= 3 and loc[1] == "generator_loss":
+            plugin = (KINDS["generator_loss"], "generator_loss", loc.pop(2))
+    key = ".".join(loc) or "config"
     if err["type"] == "extra_forbidden":
-        return f"unknown config key {key!r}"
+        users = [n for n, m in section_members(plugin[1]).items() if loc[-1] in m.model_fields] if plugin else []
+        if not users:
+            known = _section_keys(loc[0]) if len(loc) == 2 else []
+            close = difflib.get_close_matches(loc[-1], known, n=1)
+            return f"unknown config key {key!r}" + (f" (did you mean {loc[0]}.{close[0]}?)" if close else "")
+        kind, section, name = plugin
+        registry = _registries()[section]
+        own = list(registry.params(name).model_fields) if name in registry else []
+        where = f"; it applies to {kind}s: {', '.join(users)}"
+        return (f"config key {key} does not apply to {kind} {name!r} (its own keys: {', '.join(own) or 'none'})"
+                f"{where}")
     got = err.get("input")
     shown = f" (got {got!r})" if not isinstance(got, dict) else ""
     return f"config key {key}: {err['msg']}{shown}"
+
+
+def _section_keys(section: str) -> list[str]:
+    """Every key any plug-in accepts in ``section`` (for "did you mean")."""
+    try:
+        members = section_members(section)
+    except KeyError:
+        return []
+    return sorted({k for m in members.values() for k in m.model_fields})
 
 
 def build_config(tree: dict[str, Any] | None = None, overrides: list[str] | None = None) -> Config:
@@ -273,9 +345,9 @@ def build_config(tree: dict[str, Any] | None = None, overrides: list[str] | None
         path, value = _parse_override(item)
         _set_dotted(tree, path, value)
     try:
-        cfg = Config.model_validate(tree)
+        cfg = schema().model_validate(tree)
     except ValidationError as exc:
-        raise ConfigError(_explain(exc)) from None
+        raise ConfigError(_explain(exc, tree)) from None
     check_names(cfg)
     return cfg
 
@@ -285,26 +357,54 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     return build_config(_read_yaml(path) if path else {}, overrides)
 
 
+def read_config_tree(path: str | Path) -> dict[str, Any]:
+    """The mapping of a YAML config file, unvalidated (one-line errors for unreadable files)."""
+    return _read_yaml(path)
+
+
+def config_section(section: str, **values: Any) -> Section:
+    """One validated section with its defaults, e.g. ``config_section("objective", name="wgan_gp",
+    gp_weight=5)``: what a plug-in's factory receives (for building pieces by hand and in tests)."""
+    return getattr(build_config({section: values}), section)
+
+
 def check_names(cfg: Config) -> None:
-    """Check every registered name of the config against its registry."""
-    from . import plugins  # registers every built-in plug-in
+    """Check the names that are not union tags: the data set and the metrics."""
+    from . import plugins
     from .registry import UnknownNameError
 
-    checks = [
-        ("data.name", plugins.DATASETS, cfg.data.name),
-        ("model.name", plugins.MODELS, cfg.model.name),
-        ("objective.name", plugins.OBJECTIVES, cfg.objective.name),
-        ("train.update", plugins.UPDATE_RULES, cfg.train.update),
-    ]
-    if cfg.objective.generator_loss != "default":
-        checks.append(("objective.generator_loss", plugins.GENERATOR_LOSSES, cfg.objective.generator_loss))
-    for key, registry, name in checks:
-        try:
-            registry.get(name)
-        except UnknownNameError as exc:
-            raise ConfigError(f"config key {key}: {exc}") from None
+    _check_name(plugins.DATASETS, "data.name", cfg.data.name, UnknownNameError)
     for name in cfg.eval.metrics:
         try:
             plugins.METRICS.get(name)
         except UnknownNameError as exc:
             raise ConfigError(f"config key eval.metrics: {exc}") from None
+
+
+def prune_to_schema(tree: dict[str, Any]) -> dict[str, Any]:
+    """A config written by an older occamgan (a run directory's config.yaml), reduced to what
+    today's schema reads: keys the chosen plug-in does not have are dropped (the code of that
+    time ignored them too), and the generator loss's target label, which sat in the objective
+    section before plug-ins owned their knobs, moves to the loss that reads it. Never applied to a
+    user's config, where a misapplied key is an error."""
+    objective = tree.get("objective")
+    legacy_label = objective.get("target_label") if isinstance(objective, dict) else None
+    tree = fill_plugin_names(tree)
+    for section, (tag, _, _) in UNION_SECTIONS.items():
+        node = tree.get(section)
+        model = section_members(section).get(node.get(tag)) if isinstance(node, dict) else None
+        if model is not None:
+            tree[section] = {k: v for k, v in node.items() if k in model.model_fields}
+    loss = tree.get("objective", {}).get("generator_loss") if isinstance(tree.get("objective"), dict) else None
+    if isinstance(loss, dict):
+        model = section_members("generator_loss").get(loss.get("name"))
+        if model is not None:
+            if legacy_label is not None and "target_label" in model.model_fields:
+                loss = {"target_label": legacy_label, **loss}
+            tree["objective"]["generator_loss"] = {k: v for k, v in loss.items() if k in model.model_fields}
+    for section in ("regularizers", "eval"):
+        node = tree.get(section)
+        if isinstance(node, dict):
+            fields = section_members(section)[""].model_fields
+            tree[section] = {k: v for k, v in node.items() if k in fields}
+    return tree

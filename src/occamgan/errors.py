@@ -23,3 +23,11 @@ class RunDirError(OccamError):
 
 class TrainingError(OccamError):
     """Training diverged (non-finite loss or parameters) or a solver failed."""
+
+
+class Interrupted(OccamError):
+    """Training stopped by a signal after writing a checkpoint; exit 128 + the signal number."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.exit_code = 128 + signum

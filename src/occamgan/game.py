@@ -58,10 +58,17 @@ class Game(nn.Module):
 
     @property
     def zero_sum(self) -> bool:
-        """True when a single value f (G minimises, D maximises) describes the game."""
-        return self.custom_generator_loss is None and (
-            self.objective.zero_sum or not self.has_discriminator
-        )
+        """True when a single value f (G minimises, D maximises) describes the game: the
+        objective's own generator loss of a zero-sum objective (or no critic), and no regulariser
+        that adds a term to L_G alone (a penalty on G's loss makes the game general-sum)."""
+        own_loss = self.custom_generator_loss is None and (self.objective.zero_sum or not self.has_discriminator)
+        return own_loss and not any(r.penalises_generator for r in self.regularizers)
+
+    def after_discriminator_step(self) -> None:
+        """What follows every critic optimiser step (WGAN weight clipping): update rules call
+        this instead of reaching into the objective."""
+        if self.discriminator is not None:
+            self.objective.after_discriminator_step(self.discriminator)
 
     @property
     def device(self) -> torch.device:

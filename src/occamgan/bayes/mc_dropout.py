@@ -4,7 +4,7 @@ GANs by Filippone & Linhard (2025, Sec. "Approximate inference"; methods.md sect
 Dropout layers (rate ``model.dropout``) stay stochastic when sampling, so that the generator
 weights are integrated over the approximate posterior that dropout defines: at sampling time the
 network is in eval mode (BatchNorm uses its running statistics) while every dropout layer is in
-training mode. Dropout masks are drawn element-wise (Dropout) or per sample and channel
+training mode; :func:`occamgan.sampling.sample_generator` draws samples that way. Dropout masks are drawn element-wise (Dropout) or per sample and channel
 (Dropout2d), so in one batched forward every sample sees its own mask.
 """
 from __future__ import annotations
@@ -62,32 +62,3 @@ def mc_dropout(module: nn.Module) -> Iterator[nn.Module]:
     """Within the block ``module`` is in MC-dropout mode; its previous modes are restored after."""
     with preserved_training_flags(module):
         yield enable_mc_dropout(module)
-
-
-@torch.no_grad()
-def sample_mc_dropout(
-    generator: nn.Module,
-    n: int,
-    latent_dim: int,
-    seed: int = 0,
-    device: torch.device | str | None = None,
-    batch: int = 4096,
-) -> Tensor:
-    """``n`` samples G(z; psi * mask) with z ~ N(0, I) and a fresh dropout mask per sample.
-
-    Reproducible: the latents come from a CPU generator seeded with ``seed`` (as for ordinary
-    sampling) and the masks from the global RNG re-seeded with ``seed`` inside a forked RNG
-    state, so the caller's random stream is left untouched.
-    """
-    if device is None:
-        device = next(generator.parameters()).device
-    device = torch.device(device)
-    gen = torch.Generator().manual_seed(seed)
-    devices = [device] if device.type == "cuda" else []
-    out = []
-    with mc_dropout(generator), torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        for start in range(0, n, batch):
-            z = torch.randn(min(batch, n - start), latent_dim, generator=gen).to(device)
-            out.append(generator(z).float())
-    return torch.cat(out)

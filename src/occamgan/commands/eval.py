@@ -13,7 +13,7 @@ from ..cli import app, user_errors
 @user_errors
 def evaluate(
     run_dir: Path = typer.Argument(..., help="Run directory written by `occamgan train`."),
-    metrics: str = typer.Option("fid,kid,pr,dc", "--metrics", help="Comma-separated kinds (fid, kid, pr, dc) or full names (fid_lenet)."),
+    metrics: str = typer.Option("fid,kid,pr,dc", "--metrics", help="Comma-separated metric names: image kinds (fid, kid, pr, dc) taken on --features, full names (fid_lenet), or any registered metric (toy, sharpness); `occamgan eval --list` shows them."),
     n: Optional[int] = typer.Option(None, "--n", min=2, help="Generated images (default: eval.n_samples of the run)."),
     features: str = typer.Option("inception", "--features", help="Feature network: inception, lenet, or a trained classifier's name."),
     n_ref: Optional[int] = typer.Option(None, "--n-ref", min=2, help="Reference images (default: as many as --n; capped by the data set)."),
@@ -27,17 +27,25 @@ def evaluate(
     """Compute FID/KID/precision-recall/density-coverage of a run's generator on the chosen
     features; print them with the protocol (network, sample counts, reference split, EMA/raw)."""
     from ..errors import ConfigError
-    from ..metrics.image_eval import evaluate_run, metric_names, metric_values
+    from ..evaluation import evaluate_run
+    from ..metrics.image import metric_names
 
     if ref_split not in (None, "train", "test"):
         raise ConfigError(f"--ref-split must be train or test (got {ref_split!r})")
     names = metric_names([m.strip() for m in metrics.split(",") if m.strip()], features)
-    results = evaluate_run(run_dir, names, n=n, n_ref=n_ref, reference_split=ref_split, use_ema=not raw,
-                           mc_dropout=mc_dropout, seed=seed, batch_size=batch_size, record=record)
+    evaluate_run(run_dir, names, n=n, n_ref=n_ref, reference_split=ref_split, use_ema=not raw,
+                 mc_dropout=mc_dropout, seed=seed, batch_size=batch_size, record=record, on_result=print_results)
+
+
+def print_results(results: dict) -> None:
+    """Values first, then one line per protocol record (printed before anything is written)."""
+    from ..metrics.base import metric_values
+
     for name, value in metric_values(results).items():
-        typer.echo(f"{name:<20} {value:.6g}")
+        shown = ", ".join(f"{v:.6g}" for v in value) if isinstance(value, list) else f"{value:.6g}"
+        typer.echo(f"{name:<20} {shown}")
     for key, p in results.items():
-        if key.startswith("protocol_"):
+        if key.startswith("protocol_") and isinstance(p, dict) and "reference" in p:
             ref = p["reference"]
             typer.echo(f"[{p['features']['network']}] {p['generator']} generator, {p['n_fake']} generated vs "
                        f"{p['n_real']} {ref['data']}/{ref['split']} images ({p['reference_selection']}), "

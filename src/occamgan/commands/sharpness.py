@@ -22,11 +22,14 @@ def sharpness(
 ) -> None:
     """Sharpness of a run: the top eigenvalues of the Hessian of its loss (Lanczos on
     Hessian-vector products), averaged over seeded training batches, networks in eval mode."""
-    from ..diagnostics.hessian import sharpness_of_run
+    from ..errors import ConfigError
+    from ..evaluation import evaluate_run
+    from .eval import print_results
 
-    players = ("g", "d") if player == "both" else (player,)
-    results = sharpness_of_run(run_dir, players, k=k, n_batches=batches, use_ema=False if raw else None,
-                               reduce=reduce, record=record)
-    for name, value in results.items():
-        shown = ", ".join(f"{v:.6g}" for v in value) if isinstance(value, list) else f"{value:.6g}"
-        typer.echo(f"{name:<20} {shown}")
+    if player not in ("g", "d", "both"):
+        raise ConfigError(f"--player must be g, d or both (got {player!r})")
+    if reduce is not None and reduce not in ("eigenvalues", "hessian"):
+        raise ConfigError(f"--reduce must be eigenvalues or hessian (got {reduce!r})")
+    params = {"sharpness_k": k, "sharpness_batches": batches, "sharpness_reduce": reduce, "sharpness_players": player}
+    use_ema = None if not raw else False
+    evaluate_run(run_dir, ["sharpness"], use_ema=use_ema, record=record, params=params, on_result=print_results)

@@ -1,13 +1,56 @@
 """The data-source interface and the seeded, resumable batch sampler for in-memory sets."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Literal
 
 import torch
 from torch import Tensor
 
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
 from ..registry import Registry
+
+
+class DataConfig(BaseModel):
+    """The ``data`` section of the config: the data set and the knobs its readers use."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    #: registered data set: toy sets (gaussian, ring8, grid25, swissroll) or image sets
+    name: str = "ring8"
+    #: size of the fixed toy training set (the paper's gaussian set is always 200 points)
+    n_samples: int = Field(10_000, ge=1)
+    #: standard deviation of each mixture component (ring8, grid25) or noise level (swissroll)
+    std: float = Field(0.05, gt=0)
+    #: radius of ring8 / half-width of grid25
+    radius: float = Field(2.0, gt=0)
+    #: seed of the data set itself (fixed across training seeds, as in the paper)
+    seed: int = 0
+    #: image data: directory or file; None -> $OCCAMGAN_DATA, then the cache directory
+    root: str | None = None
+    image_size: int | None = Field(None, ge=4)
+    channels: int | None = Field(None, ge=1, le=4)
+    split: Literal["train", "test"] = "train"
+    #: worker processes decoding image files (folders too big for memory stream through them)
+    num_workers: int = Field(0, ge=0)
+    #: Pillow filter for resizing images (bilinear = torchvision's Resize default on PIL images)
+    resize_filter: Literal["bilinear", "bicubic", "lanczos", "box", "nearest"] = "bilinear"
+    #: image folders larger than this (as float32 tensors) are streamed from disk, not held in memory
+    max_memory_mb: int = Field(2048, ge=0)
+    #: fetch missing files of public sets (mnist, fashion_mnist, cifar10) from their canonical source
+    download: bool = True
+    #: image folders: skip unreadable image files (and report their count) instead of stopping
+    skip_bad_files: bool = False
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _finite(cls, value: object) -> object:
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        return value
+
 
 #: name -> factory(DataConfig) -> DataSource
 DATASETS: Registry[Callable[..., "DataSource"]] = Registry("data set")

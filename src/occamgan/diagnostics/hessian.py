@@ -33,8 +33,6 @@ from torch import Tensor, nn
 
 from ..bayes.mc_dropout import preserved_training_flags
 
-#: seed offset of the batches and latents of the end-of-run sharpness metric
-SHARPNESS_SEED_OFFSET = 3
 PLAYERS = ("g", "d")
 REDUCTIONS = ("eigenvalues", "hessian")
 
@@ -198,52 +196,3 @@ def sharpness(game: Any, data: Tensor, batch_size: int, n_batches: int = 4, k: i
         if k > 1:
             out[f"top_eigenvalues{suffix}"] = values
     return out
-
-
-def sharpness_of_experiment(exp: Any, players: Sequence[str] = ("g",), k: int | None = None,
-                            n_batches: int | None = None, use_ema: bool | None = None,
-                            reduce: str | None = None) -> dict[str, Any]:
-    """The end-of-run metric (``eval.sharpness``): :func:`sharpness` of the (EMA) generator on
-    ``eval.sharpness_batches`` training batches of ``train.batch_size``, k = ``eval.sharpness_k``,
-    averaged as ``eval.sharpness_reduce`` says; arguments override the config."""
-    cfg = exp.cfg
-    use_ema = cfg.eval.use_ema if use_ema is None else use_ema
-    return sharpness(
-        exp.game, exp.data.data, cfg.train.batch_size,
-        n_batches=cfg.eval.sharpness_batches if n_batches is None else n_batches,
-        k=cfg.eval.sharpness_k if k is None else k,
-        seed=cfg.seed + SHARPNESS_SEED_OFFSET, players=players,
-        generator=exp.ema.generator if use_ema else None,
-        reduce=cfg.eval.sharpness_reduce if reduce is None else reduce,
-    )
-
-
-def sharpness_of_run(run_dir: Any, players: Sequence[str] = ("g",), k: int | None = None,
-                     n_batches: int | None = None, use_ema: bool | None = None,
-                     reduce: str | None = None, record: bool = True) -> dict[str, Any]:
-    """Sharpness of a trained run directory (what ``occamgan sharpness`` prints). Defaults come
-    from the run's config (``eval.sharpness_k``, ``eval.sharpness_batches``, ``eval.use_ema``,
-    ``eval.sharpness_reduce``);
-    with ``record`` the values are appended to metrics.jsonl and merged into summary.json."""
-    from ..api import load_run
-    from ..errors import ConfigError
-
-    run = load_run(run_dir)
-    game = run.experiment.game
-    for player in players:
-        if player not in PLAYERS:
-            raise ConfigError(f"--player must be g, d or both (got {player!r})")
-        if player == "d" and not game.has_discriminator:
-            raise ConfigError(f"--player d: objective {run.config.objective.name!r} has no discriminator")
-        n_params = sum(p.numel() for p in (game.generator.parameters() if player == "g" else game.discriminator_parameters()))
-        if k is not None and k > n_params:
-            raise ConfigError(f"--k {k} exceeds the {n_params} parameters of player {player}")
-    if reduce is not None and reduce not in REDUCTIONS:
-        raise ConfigError(f"--reduce must be eigenvalues or hessian (got {reduce!r})")
-    results = sharpness_of_experiment(run.experiment, players, k=k, n_batches=n_batches, use_ema=use_ema,
-                                      reduce=reduce)
-    if record:
-        from ..metrics.image_eval import record_results
-
-        record_results(run.run_dir, run.step, results)
-    return results

@@ -119,8 +119,12 @@ def load_feature_extractor(name: str, eval_cfg: Any = None, device: torch.device
         return FEATURE_NETWORKS.get(name)(eval_cfg, device)
     if classifier_path(name).is_file():
         return domain_classifier_extractor(name, device)
+    raise unknown_network(name)
+
+
+def unknown_network(name: str) -> FeatureNetworkError:
     names = FEATURE_NETWORKS.names()
-    raise FeatureNetworkError(
+    return FeatureNetworkError(
         f"unknown feature network {name!r}; allowed: {', '.join(names)}, or a classifier trained with "
         f"`occamgan features train --name {name}` (looked for {classifier_path(name)})"
     )
@@ -278,8 +282,7 @@ def train_domain_features(
 ) -> tuple[Path, TrainedClassifier]:
     """Train the domain classifier on the train split of a labelled image set, measure its
     accuracy on the test split, save it (default ``<cache>/features/<name>.pt``)."""
-    from ..config import build_config
-    from ..data.base import build_data
+    from ..data.base import DATASETS, DataConfig
     from .domain_classifier import save_classifier, train_classifier
 
     name = name or default_classifier_name(data)
@@ -288,8 +291,7 @@ def train_domain_features(
         raise FeatureNetworkError(f"{path} exists; pass --overwrite to replace it")
     splits = {}
     for split in ("train", "test"):
-        cfg = build_config({"data": {"name": data, "root": root, "split": split}})
-        source = build_data(cfg)
+        source = DATASETS.get(data)(DataConfig(name=data, root=root, split=split))
         if source.kind != "image" or source.labels is None:
             raise FeatureNetworkError(f"data set {data!r} has no class labels; a domain classifier needs them")
         splits[split] = source

@@ -15,23 +15,17 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..kernels import mmd2_unbiased_from_kernels, polynomial_kernel
+
 KID_SUBSETS = 100
 KID_SUBSET_SIZE = 1000
 
 
-def polynomial_kernel(x: Tensor, y: Tensor, degree: int = 3, coef0: float = 1.0) -> Tensor:
-    """k(x, y) = (x . y / d + coef0)^degree for every pair of rows."""
-    return (x @ y.T / x.shape[1] + coef0) ** degree
-
-
 def mmd2_unbiased(x: Tensor, y: Tensor, degree: int = 3) -> Tensor:
     """Unbiased MMD^2 between the rows of x and y (same number of rows m >= 2), polynomial kernel."""
-    m = x.shape[0]
-    if y.shape[0] != m or m < 2:
+    if y.shape[0] != x.shape[0] or x.shape[0] < 2:
         raise ValueError(f"need two sets of the same size >= 2, got {x.shape[0]} and {y.shape[0]}")
-    k_xx, k_yy, k_xy = (polynomial_kernel(a, b, degree) for a, b in ((x, x), (y, y), (x, y)))
-    off_diag = (k_xx.sum() - k_xx.diagonal().sum() + k_yy.sum() - k_yy.diagonal().sum()) / (m * (m - 1))
-    return off_diag - 2.0 * k_xy.mean()
+    return mmd2_unbiased_from_kernels(*(polynomial_kernel(a, b, degree) for a, b in ((x, x), (y, y), (x, y))))
 
 
 def kernel_inception_distance(

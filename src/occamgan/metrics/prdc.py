@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..kernels import squared_distances
+
 PR_K = 3
 DC_K = 5
 #: entries per distance block (float64: 8e6 entries = 64 MB)
@@ -30,12 +32,6 @@ BLOCK_ELEMS = 8_000_000
 def _as_f64(x: Tensor, device: torch.device | None = None) -> Tensor:
     x = torch.as_tensor(x)
     return x.reshape(x.shape[0], -1).to(device=device or x.device, dtype=torch.float64)
-
-
-def squared_distances(a: Tensor, b: Tensor) -> Tensor:
-    """||a_i - b_j||^2 for every pair, via the Gram expansion, clamped at 0 against round-off."""
-    d2 = (a * a).sum(1, keepdim=True) + (b * b).sum(1) - 2.0 * (a @ b.T)
-    return d2.clamp_min_(0.0)
 
 
 def _block_rows(n_cols: int, block_elems: int) -> int:

@@ -18,8 +18,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from pydantic import Field
+
 from ..data.base import DataSource
 from ..objectives.mmd import mmd2
+from ..params import Params
+from .base import EvalContext, register_metric
 
 CHI2_BINS = 10
 
@@ -63,7 +67,8 @@ def _subsample(x: Tensor, n: int, gen: torch.Generator) -> Tensor:
     return x[torch.randperm(len(x), generator=gen)[:n].to(x.device)]
 
 
-def toy_metrics(samples: Tensor, data: DataSource, eval_cfg: Any, bandwidths: Sequence[float], seed: int = 0) -> dict[str, float]:
+def toy_metrics(samples: Tensor, data: DataSource, eval_cfg: Any, bandwidths: Sequence[float] | None = None,
+                seed: int = 0) -> dict[str, float]:
     """Every toy score that applies to ``data``, computed on generated ``samples``."""
     out: dict[str, float] = {}
     if data.standard_normal:
@@ -75,6 +80,38 @@ def toy_metrics(samples: Tensor, data: DataSource, eval_cfg: Any, bandwidths: Se
     gen = torch.Generator().manual_seed(seed)
     n = min(eval_cfg.w2_samples, len(samples), len(data))
     fake, real = _subsample(samples, n, gen), _subsample(data.data, n, gen)
+    bandwidths = eval_cfg.mmd_bandwidths if bandwidths is None else bandwidths
     out["mmd"] = float(mmd2(real.double(), fake.double().to(real.device), bandwidths))
     out["w2"] = w2(fake, real)
     return out
+
+
+# ----------------------------------------------------------------------------- registered scores
+class ToyParams(Params):
+    #: samples per set for the exact 2-Wasserstein distance and the MMD score (O(n^2) cost)
+    w2_samples: int = Field(2000, ge=2)
+    #: a sample is high quality within hq_std standard deviations of a mixture mode
+    hq_std: float = Field(3.0, gt=0)
+    #: a mode is covered when it holds at least this fraction of its uniform share of samples
+    mode_min_fraction: float = Field(0.1, gt=0, le=1)
+    #: RBF precisions of the MMD score (the MMD objective's default kernel)
+    mmd_bandwidths: list[float] = Field(default_factory=lambda: [1.0, 0.5, 0.1, 0.02, 0.01, 0.002, 0.001],
+                                        min_length=1)
+
+
+def _is_toy(data: Any) -> bool:
+    return getattr(data, "kind", None) == "toy"
+
+
+def _protocol(ctx: EvalContext) -> dict[str, Any]:
+    return {"generator": ctx.label, "n_samples": ctx.n, "sample_seed": ctx.seed, "data": ctx.data.name,
+            "subsample_seed": ctx.run_seed, "w2_samples": ctx.params.w2_samples}
+
+
+@register_metric("toy", params=ToyParams, applies_by_default=_is_toy)
+def toy_scores(ctx: EvalContext) -> dict[str, Any]:
+    """chi2_score (standard-normal data), modes_covered / hq_fraction (mixtures), mmd, w2 of
+    generated samples against the training data."""
+    values: dict[str, Any] = dict(toy_metrics(ctx.samples(), ctx.data, ctx.params, seed=ctx.run_seed))
+    values["protocol_toy"] = _protocol(ctx)
+    return values

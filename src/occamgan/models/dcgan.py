@@ -32,12 +32,14 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import Field
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from ..errors import ConfigError
+from ..params import Params
 from .base import MODELS, ModelPair
 from .init import dcgan_init_
 
@@ -119,7 +121,18 @@ def add_spectral_norm(module: nn.Module) -> nn.Module:
     return module
 
 
-@MODELS.register("dcgan")
+class DCGANParams(Params):
+    #: generator and critic widths (channels of the widest block / 8, as in Radford et al. 2016)
+    ngf: int = Field(64, ge=1)
+    ndf: int = Field(64, ge=1)
+    spectral_norm: bool = False
+    #: normalisation in the critic's hidden blocks 2..L: "batch" (the paper's code), "layer"
+    #: (GroupNorm with one group: per-sample statistics over C x H x W) or "none" (the choice for
+    #: WGAN-div: a normalised critic is steep at low-contrast fakes; see critic_norm)
+    d_norm: Literal["batch", "layer", "none"] = "batch"
+
+
+@MODELS.register("dcgan", params=DCGANParams)
 def build_dcgan(cfg: Any, sample_shape: tuple[int, ...], with_discriminator: bool) -> ModelPair:
     """DCGAN pair for images of ``sample_shape`` = (channels, size, size)."""
     if len(sample_shape) != 3 or sample_shape[1] != sample_shape[2]:

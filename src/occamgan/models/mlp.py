@@ -7,10 +7,12 @@ activation so MC dropout can be used in training and sampling.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import Field
 from torch import Tensor, nn
 
+from ..params import Params
 from .base import MODELS, ModelPair
 
 ACTIVATIONS = {
@@ -55,7 +57,18 @@ class MLPCritic(nn.Module):
         return self.net(x.flatten(1)).squeeze(1)
 
 
-@MODELS.register("mlp")
+class MLPParams(Params):
+    #: hidden layers of the MLPs; 0 makes a network a single linear map
+    depth: int = Field(2, ge=0)
+    #: hidden width of the generator MLP
+    width: int = Field(128, ge=1)
+    #: critic depth/width; None -> same as the generator
+    d_depth: int | None = Field(None, ge=0)
+    d_width: int | None = Field(None, ge=1)
+    activation: Literal["leaky_relu", "relu", "tanh", "elu", "gelu", "silu"] = "leaky_relu"
+
+
+@MODELS.register("mlp", params=MLPParams)
 def build_mlp(cfg: Any, sample_shape: tuple[int, ...], with_discriminator: bool) -> ModelPair:
     g = MLPGenerator(cfg.latent_dim, sample_shape, cfg.depth, cfg.width, cfg.activation, cfg.dropout)
     d = None

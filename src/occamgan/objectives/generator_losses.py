@@ -49,6 +49,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from pydantic import Field
+
+from ..params import Params
 from .base import GENERATOR_LOSSES, GeneratorLoss, Objective
 from .relativistic import RELATIVISTIC, check_paired
 
@@ -58,6 +61,17 @@ Reduction = Literal["mean_of_distances", "distance_of_means"]
 Reference = Literal["real", "label"]
 Distance = Literal["l2", "l1", "pseudo_huber"]
 Space = Literal["raw", "sigmoid", "log"]
+
+
+class TargetLabelParams(Params):
+    """The label-referenced losses compare the critic with a target label y^ (Jolicoeur-Martineau
+    2018, Sec. 4)."""
+
+    target_label: float = 1.0
+
+
+def _params_of(reference: str) -> type[Params] | None:
+    return TargetLabelParams if reference == "label" else None
 
 
 def _target_label(cfg: Any) -> float:
@@ -213,6 +227,7 @@ for _reduction, _reference in JM_CLASSES:
     for _space in SPACES:
         for _distance in DISTANCES:
             GENERATOR_LOSSES.add(readable_name(_reduction, _reference, _distance, _space),
-                                 _family_factory(_reduction, _reference, _distance, _space))
+                                 _family_factory(_reduction, _reference, _distance, _space),
+                                 params=_params_of(_reference))
 for _id in range(1, 21):
-    GENERATOR_LOSSES.add(str(_id), _family_factory(*jm_alias(_id)))
+    GENERATOR_LOSSES.add(str(_id), _family_factory(*jm_alias(_id)), params=_params_of(jm_alias(_id)[1]))

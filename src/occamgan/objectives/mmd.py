@@ -21,32 +21,33 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
+from pydantic import Field, field_validator
+
+from ..kernels import mmd2_unbiased_from_kernels, rbf_kernel
+from ..params import Params
 from .base import OBJECTIVES, Objective
 
 
-def squared_distances(a: Tensor, b: Tensor) -> Tensor:
-    """||a_i - b_j||^2 by expansion (differentiable everywhere, unlike cdist's square root)."""
-    same = b is a
-    a = a.flatten(1)
-    sq_a = a.pow(2).sum(1)
-    if same:  # the joint kernel of mmd2: one set of norms
-        return (sq_a.unsqueeze(1) + sq_a - 2 * a @ a.T).clamp_min(0)
-    b = b.flatten(1)
-    sq = sq_a.unsqueeze(1) + b.pow(2).sum(1) - 2 * a @ b.T
-    return sq.clamp_min(0)
+class MMDParams(Params):
+    #: RBF precisions lambda_l in K(a, b) = sum_l exp(-lambda_l ||a - b||^2)
+    mmd_bandwidths: list[float] = Field(
+        default_factory=lambda: [1.0, 0.5, 0.1, 0.02, 0.01, 0.002, 0.001], min_length=1
+    )
+    #: train on the unbiased U-statistic (the paper's code: the biased V-statistic, whose 1/m
+    #: bias shrinks the generated variance; module docstring)
+    mmd_unbiased: bool = False
+
+    @field_validator("mmd_bandwidths")
+    @classmethod
+    def _positive(cls, v: list[float]) -> list[float]:
+        if any(b <= 0 for b in v):
+            raise ValueError("every bandwidth must be > 0")
+        return v
 
 
 #: largest (n + m)^2 * len(precisions) for which mmd2 builds one joint kernel matrix (32 MB
 #: in float64); bigger sets (evaluation on thousands of samples) are done block by block
 JOINT_KERNEL_MAX_ELEMENTS = 1 << 22
-
-
-def rbf_kernel(a: Tensor, b: Tensor, precisions: Sequence[float]) -> Tensor:
-    sq = squared_distances(a, b)
-    # precisions on the leading axis: the sum over them reduces contiguous (n, m) slabs,
-    # several times faster than reducing a short trailing axis
-    lam = torch.tensor(list(precisions), dtype=sq.dtype, device=sq.device).view(-1, 1, 1)
-    return torch.exp(sq * -lam).sum(0)
 
 
 def mmd2(x: Tensor, y: Tensor, precisions: Sequence[float]) -> Tensor:
@@ -72,15 +73,8 @@ def mmd2_unbiased(x: Tensor, y: Tensor, precisions: Sequence[float]) -> Tensor:
     """Unbiased multi-bandwidth MMD^2_u (Gretton et al. 2012, Lemma 6):
     sum_{i != j} K(x_i, x_j) / (n (n - 1)) + sum_{i != j} K(y_i, y_j) / (m (m - 1)) - 2 mean K(x, y).
     Needs at least two samples per set."""
-    n, m = x.shape[0], y.shape[0]
-    if min(n, m) < 2:
-        raise ValueError("the unbiased MMD needs at least 2 samples per set")
-    k_xx = rbf_kernel(x, x, precisions)
-    k_yy = rbf_kernel(y, y, precisions)
-    k_xy = rbf_kernel(x, y, precisions)
-    within_x = (k_xx.sum() - k_xx.diagonal().sum()) / (n * (n - 1))
-    within_y = (k_yy.sum() - k_yy.diagonal().sum()) / (m * (m - 1))
-    return within_x + within_y - 2 * k_xy.mean()
+    return mmd2_unbiased_from_kernels(rbf_kernel(x, x, precisions), rbf_kernel(y, y, precisions),
+                                      rbf_kernel(x, y, precisions))
 
 
 class MMD(Objective):
@@ -95,4 +89,4 @@ class MMD(Objective):
         return self.estimator(real, fake, self.precisions)
 
 
-OBJECTIVES.add("mmd", lambda cfg: MMD(cfg.mmd_bandwidths, cfg.mmd_unbiased))
+OBJECTIVES.add("mmd", lambda cfg: MMD(cfg.mmd_bandwidths, cfg.mmd_unbiased), params=MMDParams)

@@ -19,7 +19,26 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from pydantic import Field
+
+from ..params import Params
 from .base import OBJECTIVES, Critic, Objective, input_gradient
+
+
+class ClipParams(Params):
+    #: WGAN weight clipping bound c; null: no clipping (the bare WGAN loss, e.g. for ACGD)
+    clip: float | None = Field(0.01, gt=0)
+
+
+class GradientPenaltyParams(Params):
+    #: WGAN-GP weight lambda
+    gp_weight: float = Field(10.0, ge=0)
+
+
+class DivergencePenaltyParams(Params):
+    #: WGAN-div penalty (k/2) E ||grad D||^p (Wu et al. 2018: k = 2, p = 6)
+    div_k: float = Field(2.0, ge=0)
+    div_p: float = Field(6.0, gt=0)
 
 
 class Wasserstein(Objective):
@@ -69,6 +88,6 @@ class WassersteinDiv(Wasserstein):
         return 0.5 * self.k * (power(g_real) + power(g_fake)).mean()
 
 
-OBJECTIVES.add("wgan", lambda cfg: Wasserstein() if cfg.clip is None else WassersteinClip(cfg.clip))
-OBJECTIVES.add("wgan_gp", lambda cfg: WassersteinGP(cfg.gp_weight))
-OBJECTIVES.add("wgan_div", lambda cfg: WassersteinDiv(cfg.div_k, cfg.div_p))
+OBJECTIVES.add("wgan", lambda cfg: Wasserstein() if cfg.clip is None else WassersteinClip(cfg.clip), params=ClipParams)
+OBJECTIVES.add("wgan_gp", lambda cfg: WassersteinGP(cfg.gp_weight), params=GradientPenaltyParams)
+OBJECTIVES.add("wgan_div", lambda cfg: WassersteinDiv(cfg.div_k, cfg.div_p), params=DivergencePenaltyParams)

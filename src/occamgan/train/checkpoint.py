@@ -9,14 +9,13 @@ directory. Loading: ``torch.load(weights_only=True)`` (tensors, dicts, lists, nu
 """
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ..atomic import atomic_write
 from ..errors import CheckpointError
 
 FORMAT_VERSION = 1
@@ -36,23 +35,7 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save({"format": FORMAT_VERSION, **state}, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    atomic_write(path, lambda fh: torch.save({"format": FORMAT_VERSION, **state}, fh))
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -75,24 +58,39 @@ def game_signature(cfg: Any) -> dict[str, Any]:
     return {
         "data": c["data"]["name"],
         "model": c["model"],
-        "objective": {k: c["objective"][k] for k in ("name", "generator_loss")},
+        "objective": {"name": c["objective"]["name"], "generator_loss": c["objective"]["generator_loss"]["name"]},
         "update": c["train"]["update"],
     }
 
 
 def check_signature(saved: dict[str, Any], current: dict[str, Any], path: str | Path) -> None:
-    """Raise unless the checkpoint's game signature equals the current one. A checkpoint written
-    before a config key existed has no value for it; the key's schema default, which is the
-    behaviour that run was trained with, stands in for it."""
+    """Raise unless the checkpoint's game signature equals the current one, on the keys the
+    current game has. A checkpoint written before a config key existed has no value for it; the
+    key's schema default, which is the behaviour that run was trained with, stands in for it.
+    Keys the current plug-in does not have (written by a version whose sections held every
+    plug-in's knobs) are not compared."""
     from ..config import build_config
 
-    defaults = game_signature(build_config())
+    model_name = current["model"].get("name") if isinstance(current.get("model"), dict) else None
+    defaults = game_signature(build_config({"model": {"name": model_name}} if model_name else {}))
     for key in current:
         was = saved.get(key)
-        if isinstance(was, dict) and isinstance(defaults.get(key), dict):
-            was = {**defaults[key], **was}
+        if isinstance(current[key], dict):
+            was = {k: (was or {}).get(k, defaults[key].get(k)) for k in current[key]}
         if was != current[key]:
             raise CheckpointError(
                 f"checkpoint {str(path)!r} belongs to a different game: {key} is "
                 f"{was!r} there, {current[key]!r} here"
             )
+
+
+def restore_players(state: dict[str, Any], game: Any, ema: Any, path: Path) -> None:
+    """Load G, D and the EMA from a checkpoint's state; a mismatch is one CheckpointError."""
+    try:
+        game.generator.load_state_dict(state["generator"])
+        if game.discriminator is not None:
+            game.discriminator.load_state_dict(state["discriminator"])
+        ema.load_state_dict(state["ema"])
+    except (RuntimeError, KeyError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"checkpoint {str(path)!r} does not fit this game: {first}") from None

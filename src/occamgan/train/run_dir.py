@@ -109,7 +109,10 @@ class RunDir:
         return self.path.is_dir()
 
     def is_empty(self) -> bool:
-        return not self.path.exists() or (self.path.is_dir() and not any(self.path.iterdir()))
+        """No directory, or one with nothing but a lock left by an earlier attempt."""
+        if not self.path.exists():
+            return True
+        return self.path.is_dir() and all(p.name == LOCK_FILE for p in self.path.iterdir())
 
     def is_run(self) -> bool:
         """Written by occamgan: the marker, or (runs from before the marker) a config.yaml beside
@@ -125,6 +128,14 @@ class RunDir:
         return self.summary_path.is_file()
 
     # ------------------------------------------------------------------ writing
+    def check_writable(self) -> None:
+        """Fail before any work when the run cannot be written (read-only, a path under a file)."""
+        probe = self.path if self.path.exists() else next((p for p in self.path.parents if p.exists()), Path("."))
+        if probe.exists() and not probe.is_dir():
+            raise RunDirError(f"cannot write {str(self.path)!r}: {str(probe)!r} is a file")
+        if not os.access(probe, os.W_OK | os.X_OK):
+            raise RunDirError(f"cannot write {str(self.path)!r}: {str(probe)!r} is not writable")
+
     def create(self) -> None:
         """Make the directory (and its parents) and mark it as a run."""
         self.path.mkdir(parents=True, exist_ok=True)

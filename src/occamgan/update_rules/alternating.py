@@ -16,7 +16,14 @@ from torch import Tensor
 
 from ..game import Game
 from .base import UPDATE_RULES, NextBatch, UpdateRule
-from .optimizers import build_adam, build_lr_scheduler, descend
+from pydantic import Field
+
+from .optimizers import AdamParams, SAMParams, build_adam, build_lr_scheduler, descend
+
+
+class AlternatingParams(AdamParams, SAMParams):
+    #: critic steps per generator step
+    n_critic: int = Field(1, ge=1)
 
 
 class Alternating(UpdateRule):
@@ -59,7 +66,7 @@ class Alternating(UpdateRule):
                     fake_d = game.generate(z)
             # z lets MC-dropout passes redraw generator masks (n_mcd > 1)
             stats["loss_d"] = descend(self.opt_d, lambda: game.discriminator_loss(real, fake_d, z))
-            game.objective.after_discriminator_step(game.discriminator)
+            game.after_discriminator_step()
         return real, z, fake
 
     def _generator_step(self, game: Game, real: Tensor, z: Tensor, fake: Tensor) -> Tensor:
@@ -86,4 +93,4 @@ class Alternating(UpdateRule):
             self.sched_d.load_state_dict(state["sched_d"])
 
 
-UPDATE_RULES.add("alternating", Alternating)
+UPDATE_RULES.add("alternating", Alternating, params=AlternatingParams)

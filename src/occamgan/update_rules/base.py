@@ -17,8 +17,10 @@ class UpdateRule:
     scalar statistics for the log (losses, learning rates, solver iterations, ...).
     """
 
-    #: competitive rules on a zero-sum value need ``objective.zero_sum``
+    #: competitive rules on a zero-sum value need ``game.zero_sum`` (checked once, by the builder)
     requires_zero_sum: bool = False
+    #: rules built on the critic's mixed derivatives need a critic
+    requires_discriminator: bool = False
 
     def step(self, game: Any, next_batch: NextBatch) -> dict[str, float]:
         raise NotImplementedError
@@ -30,5 +32,5 @@ class UpdateRule:
         raise NotImplementedError
 
 
-#: name -> factory(game, TrainConfig) -> UpdateRule
+#: name -> factory(game, train section) -> UpdateRule; registered with the rule's parameter model
 UPDATE_RULES: Registry[Callable[..., UpdateRule]] = Registry("update rule")

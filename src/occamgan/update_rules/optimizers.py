@@ -2,12 +2,38 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Literal
 
 import torch
 from torch import Tensor
 from torch.optim import Adam, Optimizer
 from torch.optim.lr_scheduler import LambdaLR
+from pydantic import Field, field_validator
+
+from ..params import Params
+
+class AdamParams(Params):
+    """Adam's knobs, shared by the first-order rules (both players use the same betas and eps)."""
+
+    betas: tuple[float, float] = (0.5, 0.999)
+    adam_eps: float = Field(1e-8, gt=0)
+
+    @field_validator("betas")
+    @classmethod
+    def _betas_in_range(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not all(0 <= b < 1 for b in v):
+            raise ValueError("betas must lie in [0, 1)")
+        return v
+
+
+class SAMParams(Params):
+    """(A)SAM around each player's Adam (update_rules/sam.py): radius (0 = off), adaptive flag,
+    ASAM's eta (Kwon et al. 2021: T = |psi| + eta) and which players use it."""
+
+    sam_rho: float = Field(0.0, ge=0)
+    sam_adaptive: bool = True
+    sam_players: Literal["both", "g", "d"] = "both"
+
 
 #: devices with a fused Adam kernel in torch >= 2.4
 FUSED_ADAM_DEVICES = ("cpu", "cuda")

@@ -8,16 +8,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..errors import ConfigError
 from ..game import Game
 from .base import UPDATE_RULES, NextBatch, UpdateRule
-from .optimizers import build_adam, build_lr_scheduler
+from .optimizers import AdamParams, build_adam, build_lr_scheduler
 
 
 class Simultaneous(UpdateRule):
     def __init__(self, game: Game, cfg: Any):
-        if cfg.sam_rho > 0:
-            raise ConfigError("train.sam_rho: SAM needs the 'alternating' update rule")
         self.players = [("g", game.generator_parameters(), cfg.lr_g)]
         if game.has_discriminator:
             self.players.append(("d", game.discriminator_parameters(), cfg.lr_d))
@@ -38,8 +35,7 @@ class Simultaneous(UpdateRule):
             self.opts[name].step()
             self.scheds[name].step()
             stats[f"lr_{name}"] = self.opts[name].param_groups[0]["lr"]
-        if game.has_discriminator:
-            game.objective.after_discriminator_step(game.discriminator)
+        game.after_discriminator_step()
         return stats
 
     def state_dict(self) -> dict[str, Any]:
@@ -53,4 +49,4 @@ class Simultaneous(UpdateRule):
             self.scheds[n].load_state_dict(state[f"sched_{n}"])
 
 
-UPDATE_RULES.add("simultaneous", Simultaneous)
+UPDATE_RULES.add("simultaneous", Simultaneous, params=AdamParams)

@@ -9,7 +9,9 @@ from occamgan.metrics.base import METRICS
 from occamgan.metrics.domain_classifier import save_classifier, train_classifier
 from occamgan.metrics.features import load_feature_extractor
 from occamgan.metrics.fid import fid_from_features
-from occamgan.metrics.image_eval import evaluate_metrics, metric_values, parse_metric
+from occamgan.evaluation import evaluate_metrics
+from occamgan.metrics.base import metric_values
+from occamgan.metrics.image import parse_metric
 from occamgan.metrics.reference import reference_indices
 
 NET = "lenet_digits"

@@ -1,0 +1,152 @@
+"""What the Trainer does after a training step, as objects with a schedule (architecture note,
+idea 3): the NaN guard, the generator EMA, the log (JSONL, TensorBoard, progress bar), periodic
+evaluation, checkpoints and image grids. The Trainer calls every callback that is due, in order;
+it knows nothing of objectives, rules or data kinds, and :func:`default_callbacks` decides which
+callbacks a run gets from its config and data.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+from ..errors import TrainingError
+from .logging import JsonlLog, Progress, TensorBoardLog
+
+#: the Trainer calling the callbacks (not imported: the trainer imports this module)
+Trainer = Any
+
+#: image runs write a GRID_ROWS x GRID_ROWS sample grid at every checkpoint
+GRID_ROWS = 8
+
+
+class Callback:
+    """Runs after every ``every``-th step (0: never on a schedule) and, with ``at_end``, after the
+    last step of the run."""
+
+    every: int = 1
+    at_end: bool = True
+
+    def due(self, step: int, last: bool) -> bool:
+        return bool(self.every and step % self.every == 0) or (last and self.at_end)
+
+    def __call__(self, trainer: Trainer, stats: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release files at the end of :meth:`Trainer.fit` (also when it fails)."""
+
+
+class NaNGuard(Callback):
+    """Stop on a non-finite loss before anything is logged or checkpointed."""
+
+    def __call__(self, trainer: Trainer, stats: dict[str, Any]) -> None:
+        for key, value in stats.items():
+            if not key.startswith("loss"):
+                continue
+            number = float(value.item() if hasattr(value, "item") else value)
+            if not math.isfinite(number):
+                path = trainer.files.checkpoint_path
+                where = (f"the last good checkpoint is {path}; resume it with lower learning rates "
+                         f"(occamgan train --out {trainer.files.path} --resume --set train.lr_g=... "
+                         "--set train.lr_d=...)" if path.is_file() else
+                         "no checkpoint was written yet; lower the learning rates and start again")
+                raise TrainingError(f"{key} is {number} at step {trainer.step}; {where}")
+
+
+class EMAUpdate(Callback):
+    """The generator EMA follows every optimiser step."""
+
+    def __call__(self, trainer: Trainer, stats: dict[str, Any]) -> None:
+        trainer.exp.ema.update(trainer.exp.game.generator, trainer.step)
+
+
+class Log(Callback):
+    """Training statistics into metrics.jsonl (and TensorBoard) every ``log_every`` steps."""
+
+    def __init__(self, trainer: Trainer, every: int, tensorboard: bool):
+        self.every = every
+        self.jsonl = JsonlLog(trainer.files.metrics_path)
+        self.tb = TensorBoardLog(trainer.files.path / "tensorboard") if tensorboard else None
+
+    def write(self, record: dict[str, Any]) -> None:
+        self.jsonl.write(record)
+        if self.tb is not None:
+            self.tb.write(record)
+
+    def __call__(self, trainer: Trainer, stats: dict[str, Any]) -> None:
+        self.write({"step": trainer.step, **stats})
+
+    def close(self) -> None:
+        self.jsonl.close()
+        if self.tb is not None:
+            self.tb.close()
+
+
+class Evaluate(Callback):
+    """Scores during training (``eval.every``), logged as ``eval/<name>``; the final scores are
+    the run's summary, recorded when training ends."""
+
+    at_end = False
+
+    def __init__(self, every: int, evaluate: Callable[[Any], dict[str, Any]], log: Log):
+        self.every, self.evaluate, self.log = every, evaluate, log
+
+    def due(self, step: int, last: bool) -> bool:
+        return super().due(step, last) and not last
+
+    def __call__(self, trainer: Trainer, stats: dict[str, Any]) -> None:
+        values = self.evaluate(trainer.exp)
+        self.log.write({"step": trainer.step, **{f"eval/{k}": v for k, v in values.items()
+                                                 if not isinstance(v, dict)}})
+
+
+class Checkpoint(Callback):
+    """The full training state, atomically, every ``checkpoint_every`` steps and at the end."""
+
+    def __init__(self, every: int):
+        self.every = every
+
+    def __call__(self, trainer: Trainer, stats: dict[str, Any]) -> None:
+        trainer.save_checkpoint()
+
+
+class ImageGrid(Callback):
+    """A grid of the same latents at every checkpoint shows an image run's progress."""
+
+    def __init__(self, every: int, seed: int, use_ema: bool):
+        self.every, self.seed, self.use_ema = every, seed, use_ema
+
+    def __call__(self, trainer: Trainer, stats: dict[str, Any]) -> None:
+        from ..image_grid import save_image_grid
+        from ..sampling import sample_generator
+
+        exp = trainer.exp
+        g = exp.ema.generator if self.use_ema else exp.game.generator
+        images = sample_generator(g, GRID_ROWS * GRID_ROWS, exp.game.latent_dim, seed=self.seed, device=exp.device)
+        save_image_grid(images, trainer.files.grid_path(trainer.step), nrow=GRID_ROWS)
+
+
+class ProgressBar(Callback):
+    def __init__(self, trainer: Trainer, enabled: bool | None):
+        self.bar = Progress(trainer.cfg.train.steps, trainer.step, enabled)
+
+    def __call__(self, trainer: Trainer, stats: dict[str, Any]) -> None:
+        self.bar.update(1, stats)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def default_callbacks(trainer: Trainer, evaluate: Callable[[Any], dict[str, Any]] | None,
+                      progress: bool | None, eval_seed: int) -> list[Callback]:
+    """The callbacks of a run, in the order they run after each step."""
+    cfg = trainer.cfg
+    log = Log(trainer, cfg.train.log_every, cfg.train.tensorboard)
+    callbacks: list[Callback] = [NaNGuard(), EMAUpdate(), log]
+    if evaluate is not None and cfg.eval.every:
+        callbacks.append(Evaluate(cfg.eval.every, evaluate, log))
+    callbacks.append(Checkpoint(cfg.train.checkpoint_every))
+    if trainer.exp.data.kind == "image":
+        callbacks.append(ImageGrid(cfg.train.checkpoint_every, eval_seed, cfg.eval.use_ema))
+    callbacks.append(ProgressBar(trainer, progress))
+    return callbacks
