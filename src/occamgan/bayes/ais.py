@@ -30,9 +30,10 @@ there in float64 and the loop never reads a value back to the host.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -90,18 +91,24 @@ class AISResult:
     betas: list[float] = field(default_factory=list, repr=False)
 
 
-def progress_reporter(progress: Progress, total: int) -> Callable[[], None]:
-    """A no-argument callable advancing ``progress`` by one annealing step out of ``total``."""
+@contextlib.contextmanager
+def progress_reporter(progress: Progress, total: int) -> Iterator[Callable[[], None]]:
+    """Within the block, a no-argument callable advancing ``progress`` by one annealing step out
+    of ``total``; a bar made here (``progress=True``) is closed on exit, a caller's is not."""
     if progress is None or progress is False:
-        return lambda: None
+        yield lambda: None
+        return
     if progress is True:
         from tqdm.auto import tqdm
 
-        progress = tqdm(total=total, desc="AIS", unit="step")
+        with tqdm(total=total, desc="AIS", unit="step") as bar:
+            yield lambda: bar.update(1)
+        return
     if hasattr(progress, "update"):
         if getattr(progress, "total", 0) is None:
             progress.total = total
-        return lambda: progress.update(1)
+        yield lambda: progress.update(1)
+        return
     if not callable(progress):
         raise ValueError("progress must be None, True, a tqdm-like bar or a callable f(done, total)")
     done = [0]
@@ -110,7 +117,7 @@ def progress_reporter(progress: Progress, total: int) -> Callable[[], None]:
         done[0] += 1
         progress(done[0], total)
 
-    return advance
+    yield advance
 
 
 def _anneal(generator: nn.Module, xf: Tensor, z: Tensor, betas: list[float], sigma: float, leapfrog: int,
@@ -161,9 +168,8 @@ def ais(generator: nn.Module, x: Tensor, *, latent_dim: int, sigma: float, chain
     start_z = _start(z_init, n, chains, latent_dim, reverse, device, dtype)
     eps = torch.as_tensor(step_size, dtype=torch.float64, device=device).expand(n).clone()
     per_points, _ = batch_shape(n, chains, batch_size)
-    advance = progress_reporter(progress, (len(betas) - 1) * math.ceil(n / per_points))
-    parts = []
-    with evaluation_mode(generator):
+    total, parts = (len(betas) - 1) * math.ceil(n / per_points), []
+    with evaluation_mode(generator), progress_reporter(progress, total) as advance:
         for lo in range(0, n, per_points):
             rows = slice(lo, min(n, lo + per_points))
             z0 = (start_z[rows] if start_z is not None

@@ -87,12 +87,12 @@ def bdmc(generator: nn.Module, x: Tensor, z_star: Tensor, *, latent_dim: int, si
     n = x.shape[0]
     per_points, _ = batch_shape(n, chains, batch_size)
     total = 2 * (len(annealing_schedule(steps, schedule)) - 1) * math.ceil(n / per_points)
-    advance = progress_reporter(progress, total)
-    common = dict(latent_dim=latent_dim, sigma=sigma, chains=chains, steps=steps, leapfrog=leapfrog, rng=rng,
-                  schedule=schedule, batch_size=batch_size, progress=lambda done, tot: advance(),
-                  target_acceptance=target_acceptance, adapt_rate=adapt_rate, jitter=jitter)
-    forward = ais(generator, x, step_size=step_size, **common)
-    reverse = ais(generator, x, step_size=forward.step_size, z_init=z_star, reverse=True, **common)
+    with progress_reporter(progress, total) as advance:
+        common = dict(latent_dim=latent_dim, sigma=sigma, chains=chains, steps=steps, leapfrog=leapfrog, rng=rng,
+                      schedule=schedule, batch_size=batch_size, progress=lambda done, tot: advance(),
+                      target_acceptance=target_acceptance, adapt_rate=adapt_rate, jitter=jitter)
+        forward = ais(generator, x, step_size=step_size, **common)
+        reverse = ais(generator, x, step_size=forward.step_size, z_init=z_star, reverse=True, **common)
     protocol = {"forward_acceptance": float(forward.acceptance.mean()),
                 "reverse_acceptance": float(reverse.acceptance.mean())}
     return BDMCResult(lower=forward.log_px, upper=reverse.log_px, x=x, z=z_star, sigma=sigma, protocol=protocol)
