@@ -22,8 +22,8 @@ from torch import Tensor
 
 from .build import Experiment, build_experiment
 from .config import Config, build_config, load_config, prune_to_schema, read_config_tree
-from .errors import OccamError, RunDirError
-from .evaluation import EVAL_SEED_OFFSET, evaluate_metrics, evaluate_run, trained_context, metric_selection, run_metrics
+from .errors import RunDirError
+from .evaluation import evaluate_metrics, evaluate_run, metric_selection, run_metrics, trained_context
 from .runs import LoadedRun, as_loaded_run, load_run
 from .train.run_dir import RunDir
 from .train.trainer import Trainer

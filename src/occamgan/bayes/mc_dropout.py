@@ -12,8 +12,7 @@ from __future__ import annotations
 import contextlib
 from typing import Iterator
 
-import torch
-from torch import Tensor, nn
+from torch import nn
 
 #: Dropout, Dropout1d/2d/3d, AlphaDropout and FeatureAlphaDropout
 DROPOUT_TYPES: tuple[type[nn.Module], ...] = (nn.modules.dropout._DropoutNd,)

@@ -49,8 +49,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from pydantic import Field
-
 from ..params import Params
 from .base import GENERATOR_LOSSES, GeneratorLoss, Objective
 from .relativistic import RELATIVISTIC, check_paired

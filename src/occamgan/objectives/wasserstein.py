@@ -14,8 +14,6 @@ objective's own generator loss all three are zero-sum for the competitive rules 
 """
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import Tensor, nn
 
