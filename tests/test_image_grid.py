@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from occamgan.data.image_files import to_model_range
+from occamgan.pixels import to_model_range
 from occamgan.image_grid import grid_array, save_image_grid, save_images, to_uint8
 
 

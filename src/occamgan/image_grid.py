@@ -17,14 +17,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-
-def to_uint8(images: Tensor) -> np.ndarray:
-    """(N, C, H, W) floats in [-1, 1] -> (N, H, W, C) uint8 by u = round(127.5 (x + 1)), clamped."""
-    if images.ndim != 4:
-        raise ValueError(f"expected images of shape (N, C, H, W), got {tuple(images.shape)}")
-    x = images.detach().to("cpu", torch.float32)
-    u = torch.round((x + 1.0) * 127.5).clamp_(0, 255).to(torch.uint8)
-    return u.permute(0, 2, 3, 1).numpy()
+from .pixels import to_uint8  # noqa: F401  (re-exported: the PNG writers' map)
 
 
 def grid_array(images: Tensor, nrow: int | None = None, padding: int = 2, pad_value: int = 0) -> np.ndarray:

@@ -31,6 +31,7 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
 from ..errors import DataError
+from ..pixels import to_model_range  # noqa: F401  (the readers' map, also used by images.py)
 from . import safe_pickle
 
 IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -285,12 +286,6 @@ def prepare_array(images: np.ndarray, size: int | None, channels: int, resample:
     mode = {1: "L", 3: "RGB", 4: "RGBA"}[c]
     planes = images[..., 0] if c == 1 else images
     return np.stack([prepare_image(Image.fromarray(p, mode), size, channels, resample) for p in planes])
-
-
-def to_model_range(images: np.ndarray) -> Tensor:
-    """N x H x W x C uint8 -> N x C x H x W float32 in [-1, 1]: x / 127.5 - 1 (0 -> -1, 255 -> 1)."""
-    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)
-    return x.float().div_(127.5).sub_(1.0).contiguous()
 
 
 # ---------------------------------------------------------------------------------------- image files

@@ -37,6 +37,7 @@ from torch import Tensor, nn
 
 from ..data.download import RemoteFile, download, file_digest
 from ..cache import cache_dir
+from ..pixels import pixel_values as quantize
 from ..errors import OccamError
 from ..registry import Registry
 from .domain_classifier import TrainedClassifier, fit_to_input, load_classifier
@@ -63,11 +64,6 @@ def classifier_path(name: str) -> Path:
 
 
 # ------------------------------------------------------------------------------ preprocessing
-def quantize(images: Tensor) -> Tensor:
-    """[-1, 1] -> 8-bit pixel values 0..255 (as float), the values a PNG would store."""
-    return ((images.float() + 1.0) * 127.5).round_().clamp_(0.0, 255.0)
-
-
 def _tf1_axis(n_in: int, n_out: int, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
     src = torch.arange(n_out, device=device, dtype=torch.float64) * (n_in / n_out)
     lo = src.floor().long().clamp_(max=n_in - 1)
