@@ -194,6 +194,16 @@ def test_ais_with_default_schedule_and_acceptance_on_an_easy_case():
     assert abs(float(err.mean())) < 0.05 and float(err.abs().max()) < 0.5
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("d, p", [(10, 5), (2, 5), (10, 2)])
+def test_ais_with_default_schedule_and_acceptance_on_the_hard_cases(d, p):
+    lin = linear_generator(d, p, seed=d * 10 + p)
+    x, exact = ppca_points(lin, 0.1, 20, seed=1)
+    res = estimate_evidence(lin, x, latent_dim=p, sigma=0.1, chains=64, steps=2000, leapfrog=10, seed=0)
+    err = res.log_px - exact
+    assert abs(float(err.mean())) < 0.05 and float(err.abs().max()) < 0.5
+
+
 @pytest.mark.parametrize("sigma", [0.1, 0.5])
 def test_ais_matches_quadrature_for_a_nonlinear_generator(sigma):
     gen = Curve()

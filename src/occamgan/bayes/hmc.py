@@ -33,7 +33,8 @@ Two choices of ours, both measured on the linear-Gaussian test case:
   it pushes eps close to the leapfrog's stability limit (eps / sd -> 2 in the tightest
   direction), where each leapfrog step nearly reflects z about the mean and log p(x | z) barely
   decorrelates: at P = 5 its integrated autocorrelation time was 7-11 transitions at target
-  0.65 and 2-3 at target 0.9. Pass ``target`` ~0.9 for small P.
+  0.65 and 2-3 at target 0.9. Pass ``target_acceptance`` ~0.9 (to AIS and the evidence
+  functions) for small P.
 """
 from __future__ import annotations
 
@@ -97,7 +98,8 @@ def hmc_transition(state: HMCState, beta: float, step_size: Tensor, steps: int, 
     """One HMC transition leaving f_beta invariant, per chain: (new state, acceptance probability
     min(1, exp(-dH)) as an (n, K) float64 tensor, 0 where the proposal is not finite).
 
-    ``step_size`` has one entry per point (n,). Momenta and uniforms come from ``rng``."""
+    ``step_size`` has one entry per point (n,), multiplied for this transition by a factor drawn
+    from U(1 - jitter, 1 + jitter) per point. Momenta, factors and uniforms come from ``rng``."""
     z = state.z
     momentum = torch.randn(z.shape, generator=rng, device=z.device, dtype=z.dtype)
     eps = step_size.to(z.dtype).view(-1, 1, 1)
