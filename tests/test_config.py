@@ -20,15 +20,22 @@ def test_file_then_overrides_in_order(tmp_path):
     assert cfg.train.steps == 200 and cfg.objective.name == "wgan_gp" and cfg.train.lr_g == 5e-4
 
 
-def test_required_keys_exist():
+def test_required_keys_exist_with_their_documented_defaults():
     cfg = load_config()
-    for key in ["seed", "data.name", "model.latent_dim", "model.depth", "model.width", "objective.name",
-                "train.steps", "train.batch_size", "train.n_critic", "train.lr_g", "train.lr_d",
-                "train.betas", "train.warmup_steps", "train.ema_decay", "train.ema_start",
-                "train.checkpoint_every", "eval.n_samples"]:
+    expected = {"seed": 0, "data.name": "ring8", "model.latent_dim": 2, "model.depth": 2, "model.width": 128,
+                "objective.name": "minimax", "objective.generator_loss.name": "default", "train.update": "alternating",
+                "train.steps": 12000, "train.batch_size": 256, "train.n_critic": 1, "train.lr_g": 1e-3,
+                "train.lr_d": 1e-3, "train.betas": (0.5, 0.999), "train.warmup_steps": 0, "train.ema_decay": 0.999,
+                "train.ema_start": 0, "train.checkpoint_every": 1000, "eval.n_samples": 10_000}
+    for key, value in expected.items():
         node = cfg
         for part in key.split("."):
             node = getattr(node, part)
+        assert node == value, key
+    dumped = cfg.to_dict()
+    assert set(dumped) == {"seed", "data", "model", "objective", "regularizers", "train", "eval"}
+    assert load_config(None, [f"{k}={v!r}" if isinstance(v, str) else f"{k}={list(v) if isinstance(v, tuple) else v}"
+                              for k, v in expected.items()]) == cfg
 
 
 @pytest.mark.parametrize(
