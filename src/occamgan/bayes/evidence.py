@@ -39,11 +39,10 @@ from torch import Tensor, nn
 from .ais import DEFAULT_STEP_SIZE, Progress, ais, annealing_schedule
 from .bdmc import BDMCResult, bdmc, simulate
 from .hmc import ADAPT_RATE, JITTER, TARGET_ACCEPTANCE
+from ..pixels import PIXEL_SCALE  # x = v / 127.5 - 1, the project's one map to 8-bit pixels
 from .importance import importance_sampling
 
 METHODS = ("is", "ais")
-#: x = v / PIXEL_SCALE - 1 for 8-bit values v
-PIXEL_SCALE = 127.5
 
 
 def bits_per_dim(log_px: Tensor | float, dim: int) -> Tensor | float:
