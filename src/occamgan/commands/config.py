@@ -13,7 +13,7 @@ from ..cli import app, user_errors
 @user_errors
 def show_config(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML file of config sections."),
-    set_: Optional[list[str]] = typer.Option(None, "--set", "-s", help="Dotted override KEY=VALUE (repeatable)."),
+    set_: Optional[list[str]] = typer.Option(None, "--set", "-s", metavar="KEY=VALUE", help="Dotted override KEY=VALUE (repeatable)."),
 ) -> None:
     """Validate and print the full configuration as YAML: every key with its value."""
     from ..api import resolve_config

@@ -8,7 +8,7 @@ import typer
 
 from ..cli import app, user_errors
 
-features_app = typer.Typer(help="Feature networks for image metrics (FID Inception, domain classifiers).",
+features_app = typer.Typer(help="Feature networks for image metrics (FID Inception, domain classifiers).", rich_markup_mode=None,
                            no_args_is_help=True)
 app.add_typer(features_app, name="features")
 

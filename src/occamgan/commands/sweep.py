@@ -13,11 +13,11 @@ from ..cli import app, user_errors
 @user_errors
 def sweep(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="Base YAML config (default: the schema defaults)."),
-    grid: Optional[list[str]] = typer.Option(None, "--grid", "-g", help="KEY=V1,V2,... : one axis of the grid (repeatable; the sweep runs their product)."),
+    grid: Optional[list[str]] = typer.Option(None, "--grid", "-g", metavar="KEY=V1,V2", help="KEY=V1,V2,... : one axis of the grid (repeatable; the sweep runs their product)."),
     seeds: int = typer.Option(1, "--seeds", "-n", help="Seeds per grid point: base seed + 0..N-1."),
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Parallel processes, one torch thread each (default: the core count)."),
     out: Path = typer.Option(..., "--out", "-o", help="Sweep directory; rerunning the same command resumes it."),
-    set_: Optional[list[str]] = typer.Option(None, "--set", "-s", help="Dotted override KEY=VALUE of the base config (repeatable)."),
+    set_: Optional[list[str]] = typer.Option(None, "--set", "-s", metavar="KEY=VALUE", help="Dotted override KEY=VALUE of the base config (repeatable)."),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Write plots/<metric>.png."),
 ) -> None:
     """Run every combination of the --grid values for --seeds seeds. Every config is checked

@@ -11,7 +11,7 @@ from rich.table import Table
 from ..cli import app, user_errors
 
 ConfigOpt = typer.Option(None, "--config", "-c", help="YAML file of config sections (see `occamgan config`).")
-SetOpt = typer.Option(None, "--set", "-s", help="Dotted override KEY=VALUE, e.g. train.steps=200 (repeatable; applied after --config).")
+SetOpt = typer.Option(None, "--set", "-s", metavar="KEY=VALUE", help="Dotted override KEY=VALUE, e.g. train.steps=200 (repeatable; applied after --config).")
 OutOpt = typer.Option(None, "--out", "-o", help="Run directory (default: runs/<data>-<objective>-s<seed>-<time>).")
 
 
@@ -19,7 +19,7 @@ OutOpt = typer.Option(None, "--out", "-o", help="Run directory (default: runs/<d
 @user_errors
 def train(
     config: Optional[Path] = ConfigOpt,
-    set_: Optional[list[str]] = typer.Option(None, "--set", "-s", help=SetOpt.help),
+    set_: Optional[list[str]] = typer.Option(None, "--set", "-s", metavar="KEY=VALUE", help=SetOpt.help),
     out: Optional[Path] = OutOpt,
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run directory."),
