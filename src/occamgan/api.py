@@ -11,6 +11,7 @@ directory's layout in :mod:`occamgan.train.run_dir`; they are re-exported here.
 """
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import time
@@ -24,12 +25,13 @@ from .build import Experiment, build_experiment
 from .config import Config, build_config, load_config, prune_to_schema, read_config_tree
 from .errors import RunDirError
 from .evaluation import evaluate_metrics, evaluate_run, metric_selection, run_metrics, trained_context
+from .model_evidence import bdmc, evidence, warn_if_degenerate
 from .runs import LoadedRun, as_loaded_run, load_run
 from .train.run_dir import RunDir
 from .train.trainer import Trainer
 
-__all__ = ["ConfigLike", "LoadedRun", "RunResult", "evaluate_metrics", "evaluate_run", "load_run", "resolve_config",
-           "sample", "train"]
+__all__ = ["ConfigLike", "LoadedRun", "RunResult", "bdmc", "evaluate_metrics", "evaluate_run", "evidence", "load_run",
+           "resolve_config", "sample", "train"]
 
 ConfigLike = Config | dict[str, Any] | str | os.PathLike | None
 
@@ -99,6 +101,7 @@ def train(config: ConfigLike = None, *, overrides: list[str] | None = None, out:
     run = run or RunDir(default_run_dir(cfg))
     check_run_dir(run, resume, overwrite)
     exp = build_experiment(cfg)  # every config error surfaces before the directory is touched
+    warn_if_degenerate(cfg, math.prod(exp.data.sample_shape))
     trainer = Trainer(exp, run.path, evaluate=lambda e: evaluate_live(e), progress=progress)
     if resume:
         trainer.restore(run.checkpoint_path)  # verified before anything is written

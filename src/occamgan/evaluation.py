@@ -93,12 +93,17 @@ def trained_context(source: Any, *, use_ema: bool | None = None, mc_dropout: boo
     def sampler(count: int, s: int) -> Tensor:
         return sample_generator(generator, count, latent_dim, seed=s, mc_dropout=mc_dropout, device=device)
 
+    def held_out(split: str, count: int) -> Tensor:
+        from .model_evidence import held_out_data
+
+        return held_out_data(cfg, split, count, kind=source.data.kind)
+
     return EvalContext(
         params=eval_params(cfg, params), seed=cfg.seed + EVAL_SEED_OFFSET if seed is None else seed,
         n=cfg.eval.n_samples if n is None else n, run_seed=cfg.seed, sampler=sampler,
         label=_label(use_ema, mc_dropout), data=source.data, reference=reference, game=source.game,
         generator=generator, latent_dim=latent_dim, device=device, train_batch_size=cfg.train.batch_size,
-        use_reference_cache=use_cache,
+        use_reference_cache=use_cache, held_out=held_out,
     )
 
 

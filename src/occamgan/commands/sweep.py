@@ -19,6 +19,7 @@ def sweep(
     out: Path = typer.Option(..., "--out", "-o", help="Sweep directory; rerunning the same command resumes it."),
     set_: Optional[list[str]] = typer.Option(None, "--set", "-s", metavar="KEY=VALUE", help="Dotted override KEY=VALUE of the base config (repeatable)."),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Write plots/<metric>.png."),
+    select_by: Optional[str] = typer.Option(None, "--select", help="After the sweep, rank runs and grid points by this score (evidence: computed where missing); writes ranking.md/csv."),
 ) -> None:
     """Run every combination of the --grid values for --seeds seeds. Every config is checked
     before the first run starts; finished runs are skipped on a rerun and killed ones resume
@@ -34,3 +35,8 @@ def sweep(
     if c["error"]:
         typer.echo(f"error: {c['error']} run(s) failed; see failure.json in their run directories and rerun", err=True)
         raise typer.Exit(1)
+    if select_by:
+        from .select import print_selection
+        from ..sweep import select
+
+        print_selection(select(out, select_by, log=lambda msg: typer.echo(msg, err=True), plots=plots))

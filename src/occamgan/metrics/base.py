@@ -53,6 +53,9 @@ class EvalContext:
     available: int | None = None
     #: reuse reference statistics cached on disk (metrics/reference.py)
     use_reference_cache: bool = True
+    #: (split, n) -> n held-out data points: "test" for evaluation, "validation" for fitting
+    #: (occamgan.model_evidence.held_out_data says what they are for each kind of data)
+    held_out: Callable[[str, int], Tensor] | None = None
     #: shared by the metrics of one evaluation (features of one network, drawn samples)
     cache: dict[Any, Any] = field(default_factory=dict)
 

@@ -21,15 +21,16 @@ sweep is validated before any run starts. Seeds are ``base seed + i`` for i < ``
 
 The package: ``layout`` (the directory's files and the state of a run), ``plan`` (grid axes,
 planned runs, the plan file), ``execute`` (running the runs: local processes), ``report``
-(results.csv, table.md, plots).
+(results.csv, table.md, plots), ``select`` (ranking by evidence or any score).
 """
 from .execute import SweepResult, default_jobs, execute_run, run_sweep
 from .layout import (FAILURE_NAME, LOCKS_DIR, PLAN_NAME, PLOTS_DIR, RESULTS_NAME, RUNS_DIR, TABLE_NAME,
                      TIMING_COLUMNS, read_plan, run_state)
 from .plan import GridAxis, PlannedRun, as_axes, override, parse_grid, plan_runs
 from .report import aggregate, collect_rows, format_mean_std, markdown_table, summarize
+from .select import RANKING_CSV, RANKING_MD, Selection, select
 
-__all__ = ["FAILURE_NAME", "LOCKS_DIR", "PLAN_NAME", "PLOTS_DIR", "RESULTS_NAME", "RUNS_DIR", "TABLE_NAME",
+__all__ = ["RANKING_CSV", "RANKING_MD", "Selection", "select", "FAILURE_NAME", "LOCKS_DIR", "PLAN_NAME", "PLOTS_DIR", "RESULTS_NAME", "RUNS_DIR", "TABLE_NAME",
            "TIMING_COLUMNS", "GridAxis", "PlannedRun", "SweepResult", "aggregate", "as_axes", "collect_rows",
            "default_jobs", "execute_run", "format_mean_std", "markdown_table", "override", "parse_grid",
            "plan_runs", "read_plan", "run_state", "run_sweep", "summarize"]
