@@ -11,7 +11,8 @@ the parameter model that the plug-in registered (:mod:`occamgan.params`). So
 ``objective: {name: wgan_gp, gp_weight: 10}`` validates gp_weight, and ``gp_weight`` under
 ``wgan_div`` is an error that names the key and the objective. ``regularizers`` and ``eval`` are
 the union of every regulariser's and metric's parameters (each regulariser is switched by its
-own knob; metrics are chosen in ``eval.metrics``). The schema is rebuilt when a plug-in registers
+own knob; metrics are chosen in ``eval.metrics``), and ``data`` holds the common data keys
+(:class:`~occamgan.data.base.DataConfig`) plus any knobs a data set registers. The schema is rebuilt when a plug-in registers
 later (a user's own objective in a script is part of the schema as soon as it is registered).
 """
 from __future__ import annotations
@@ -151,7 +152,7 @@ def _registries() -> dict[str, Any]:
 
     return {"model": plugins.MODELS, "objective": plugins.OBJECTIVES, "train": plugins.UPDATE_RULES,
             "generator_loss": plugins.GENERATOR_LOSSES, "regularizers": plugins.REGULARIZERS,
-            "eval": plugins.METRICS}
+            "eval": plugins.METRICS, "data": plugins.DATASETS}
 
 
 KINDS = {"model": "model", "objective": "objective", "train": "update rule", "generator_loss": "generator loss"}
@@ -206,7 +207,7 @@ def schema() -> type[Config]:
         extra = {"generator_loss": loss_field} if section == "objective" else {}
         members[section] = {n: _member(base, tag, n, registry.params(n), **extra) for n in registry.names()}
         fields[section] = _union(members[section], tag, default)
-    for section, base in (("regularizers", RegularizersBase), ("eval", EvalBase)):
+    for section, base in (("regularizers", RegularizersBase), ("eval", EvalBase), ("data", DataConfig)):
         flat = _flat(base, registries[section], section)
         members[section] = {"": flat}
         fields[section] = (flat, Field(default_factory=flat))
@@ -402,7 +403,7 @@ def prune_to_schema(tree: dict[str, Any]) -> dict[str, Any]:
             if legacy_label is not None and "target_label" in model.model_fields:
                 loss = {"target_label": legacy_label, **loss}
             tree["objective"]["generator_loss"] = {k: v for k, v in loss.items() if k in model.model_fields}
-    for section in ("regularizers", "eval"):
+    for section in ("regularizers", "eval", "data"):
         node = tree.get(section)
         if isinstance(node, dict):
             fields = section_members(section)[""].model_fields
