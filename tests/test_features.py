@@ -4,6 +4,7 @@ import os
 import pytest
 import torch
 
+from conftest import needs_real_mnist
 from occamgan.config import build_config
 from occamgan.data.base import build_data
 from occamgan.metrics.domain_classifier import load_classifier, save_classifier, train_classifier
@@ -160,18 +161,15 @@ def test_features_train_refuses_to_overwrite(tmp_path):
     assert existing.read_bytes() == b"keep me"
 
 
-MNIST_DIR = "/work/shared/data"
-
-
 @pytest.mark.slow
 @needs_inception
-@pytest.mark.skipif(not os.path.isdir(os.path.join(MNIST_DIR, "mnist")), reason="real MNIST not present")
-def test_inception_fid_ranks_real_digits_above_noise():
+@needs_real_mnist()
+def test_inception_fid_ranks_real_digits_above_noise(real_mnist_root):
     """~150 Inception forwards (~1 min on one core): FID(MNIST, MNIST) << FID(MNIST, noise)."""
     from occamgan.metrics.fid import fid_from_features
 
     torch.set_num_threads(1)
-    test = build_data(build_config({"data": {"name": "mnist", "split": "test", "root": MNIST_DIR}}))
+    test = build_data(build_config({"data": {"name": "mnist", "split": "test", "root": str(real_mnist_root)}}))
     extractor = load_feature_extractor("inception")
     a, b = extractor(test.data[:50]), extractor(test.data[50:100])
     noise = extractor(torch.rand(50, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1)

@@ -17,13 +17,13 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import needs_real_mnist
 from occamgan.config import build_config
 from occamgan.data import safe_pickle
 from occamgan.data.base import DATASETS, BatchSampler, StreamingBatchSampler, build_data
 from occamgan.data.download import RemoteFile, download
 from occamgan.errors import DataError
 
-MNIST_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
 
 def load(**data) -> "object":
@@ -481,10 +481,9 @@ def test_file_spoilt_while_streaming_is_one_line_from_a_worker(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------ MNIST
-@pytest.mark.skipif(not (MNIST_DIR / "train-labels-idx1-ubyte.gz").is_file(),
-                    reason=f"real MNIST files not found in {MNIST_DIR}")
-def test_real_mnist_test_split_class_counts():
-    src = load(name="mnist", root=str(MNIST_DIR), split="test", download=False)
+@needs_real_mnist()
+def test_real_mnist_test_split_class_counts(real_mnist_root):
+    src = load(name="mnist", root=str(real_mnist_root / "mnist"), split="test", download=False)
     assert src.sample_shape == (1, 28, 28) and len(src) == 10_000
     counts = torch.bincount(src.labels).tolist()
     assert counts == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]

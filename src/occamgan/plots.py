@@ -4,27 +4,36 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from torch import Tensor
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from torch import Tensor  # noqa: E402
-
-from .data.base import DataSource  # noqa: E402
+from .data.base import DataSource
 
 
-def scatter_real_fake(real: Tensor, fake: Tensor, path: str | Path, title: str = "") -> Path:
+def new_figure(figsize: tuple[float, float], dpi: int = 100):
+    """(figure, axes) on an Agg canvas of their own: no pyplot state and no backend switch, so
+    writing a plot never touches a user's open figures (a notebook's, say)."""
+    fig = Figure(figsize=figsize, dpi=dpi)
+    FigureCanvasAgg(fig)
+    return fig, fig.add_subplot()
+
+
+def scatter_real_fake(real: Tensor | None, fake: Tensor, path: str | Path, title: str = "") -> Path:
+    """Generated (and real, when given) 2-D points, up to 2,000 of each. Drawn on a Figure of its
+    own (no pyplot), so a user's open figures and matplotlib backend are left alone."""
     path = Path(path)
-    fig, ax = plt.subplots(figsize=(5, 5), dpi=110)
-    r, f = real[:2000].cpu().numpy(), fake[:2000].cpu().numpy()
-    ax.scatter(r[:, 0], r[:, 1], s=3, alpha=0.5, label="real", color="tab:blue")
+    fig, ax = new_figure((5, 5), dpi=110)
+    f = fake[:2000].detach().cpu().numpy()
+    if real is not None:
+        r = real[:2000].detach().cpu().numpy()
+        ax.scatter(r[:, 0], r[:, 1], s=3, alpha=0.5, label="real", color="tab:blue")
     ax.scatter(f[:, 0], f[:, 1], s=3, alpha=0.5, label="generated", color="tab:orange")
     ax.set_aspect("equal")
     ax.legend(loc="upper right", markerscale=4)
     ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
     return path
 
 

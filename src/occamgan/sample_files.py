@@ -1,5 +1,5 @@
 """Write generated samples to disk: one PNG per image (the input of PNG-based metric tools) or
-one ``.npz`` file.
+one ``.npz`` file; toy points as PNG are their scatter plot plus the ``.npz``.
 
 The ``.npz`` holds ``samples`` (float32, exactly as generated: images in [-1, 1] as N x C x H x W,
 toy points as N x d) and, for images, ``images`` (uint8 N x H x W x C, the PNG pixel values),
@@ -37,12 +37,18 @@ def write_samples(samples: Tensor, out: str | Path, fmt: SampleFormat = "png", o
     """Write ``samples`` into folder ``out`` as ``fmt``; returns the written files."""
     out = Path(out)
     is_image = samples.ndim == 4
-    if fmt == "png" and not is_image:
-        raise OccamError(f"--format png needs image samples (N, C, H, W), got shape {tuple(samples.shape)}; use --format npz")
+    if fmt == "png" and not is_image and tuple(samples.shape[1:]) != (2,):
+        raise OccamError(f"--format png needs images or 2-D points, got samples of shape {tuple(samples.shape)}; "
+                         "use --format npz")
     check_output(out, fmt, overwrite)
     out.mkdir(parents=True, exist_ok=True)
-    if fmt == "png":
+    if fmt == "png" and is_image:
         return save_images(samples, out)
+    if fmt == "png":  # toy points: their scatter, and the numbers beside it
+        from .plots import scatter_real_fake
+
+        return [scatter_real_fake(None, samples, out / "samples.png", f"{len(samples)} samples"),
+                *write_samples(samples, out, "npz", overwrite=True)]
     arrays = {"samples": samples.detach().cpu().float().numpy()}
     if is_image:
         arrays["images"] = to_uint8(samples)

@@ -28,4 +28,5 @@ def sample(
     check_output(out, fmt, overwrite)  # fail before loading the run and sampling
     samples = draw(load_run(run_dir), n, seed=seed, use_ema=not raw, mc_dropout=mc_dropout)
     files = write_samples(samples, out, fmt, overwrite=True)
-    typer.echo(f"wrote {n} samples to {out} ({len(files)} {fmt} file{'s' if len(files) != 1 else ''})")
+    names = ", ".join(f.name for f in files[:3]) + (f", ... ({len(files)} files)" if len(files) > 3 else "")
+    typer.echo(f"wrote {n} samples to {out}: {names}")

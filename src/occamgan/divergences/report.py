@@ -59,13 +59,10 @@ def plot_spectra(path: str | Path, names: Sequence[str] | None = None,
     if out.suffix.lower() != ".png":
         raise OccamError(f"the spectra plot is a PNG; got {str(out)!r}")
     names = _checked_names(names)
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from ..plots import new_figure
 
     u = torch.logspace(-log_u_range, log_u_range, 400, base=10.0, dtype=torch.float64)
-    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=110)
+    fig, ax = new_figure((6.4, 4.4), dpi=110)
     styles = ["-", "--", ":", "-."]  # overlapping spectra (gan/js, ns/neyman tails) stay visible
     for i, name in enumerate(names):
         div = get_divergence(name)
@@ -80,6 +77,5 @@ def plot_spectra(path: str | Path, names: Sequence[str] | None = None,
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)
-    plt.close(fig)
     return out
 

@@ -136,10 +136,7 @@ def write_table(path: Path, plan: dict[str, Any], aggs: list[Aggregate], keys: l
 def plot_metrics(out_dir: Path, rows: list[dict[str, Any]], keys: list[str], columns: list[str]) -> list[Path]:
     """One PNG per column: the metric against the first grid key, one line (mean +- std, with
     the individual seeds as dots) per combination of the other keys."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from ..plots import new_figure
 
     out_dir.mkdir(parents=True, exist_ok=True)
     x_key, other = (keys[0], keys[1:]) if keys else (None, [])
@@ -151,7 +148,7 @@ def plot_metrics(out_dir: Path, rows: list[dict[str, Any]], keys: list[str], col
         series.setdefault(tuple(r[k] for k in other), []).append(r)
     paths = []
     for column in columns:
-        fig, ax = plt.subplots(figsize=(5, 3.4), dpi=100)
+        fig, ax = new_figure((5, 3.4), dpi=100)
         for label, group in series.items():
             xs, means, stds = [], [], []
             for i, xv in enumerate(x_values):
@@ -175,7 +172,6 @@ def plot_metrics(out_dir: Path, rows: list[dict[str, Any]], keys: list[str], col
         fig.tight_layout()
         path = out_dir / f"{_slug(column)}.png"
         fig.savefig(path)
-        plt.close(fig)
         paths.append(path)
     return paths
 

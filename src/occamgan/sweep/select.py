@@ -123,17 +123,14 @@ def _write(out: Path, score: str, keys: list[str], points: list[dict[str, Any]],
 
 def _plot(out_dir: Path, score: str, keys: list[str], runs: list[dict[str, Any]]) -> list[Path]:
     """The score against each grid key: every run as a dot, the mean per value as a line."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from ..plots import new_figure
 
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for key in keys:
         values = list(dict.fromkeys(json.dumps(r[key]) for r in runs))
         numeric = all(_is_number(json.loads(v)) for v in values)
-        fig = Figure(figsize=(5, 3.4), dpi=100)
-        FigureCanvasAgg(fig)
-        ax = fig.add_subplot()
+        fig, ax = new_figure((5, 3.4), dpi=100)
         xs, means = [], []
         for i, v in enumerate(values):
             ys = [float(r[score]) for r in runs if json.dumps(r[key]) == v]
