@@ -18,27 +18,20 @@ later (a user's own objective in a script is part of the schema as soon as it is
 from __future__ import annotations
 
 import difflib
-import math
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
+from pydantic import Field, ValidationError, create_model, model_validator
 
 from .data.base import DataConfig
 from .errors import ConfigError
 from .params import NoParams, Params
 
 
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-    @field_validator("*", mode="after")
-    @classmethod
-    def _finite(cls, value: object) -> object:
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ValueError("must be a finite number")
-        return value
+class Section(Params):
+    """A config section: unknown keys are errors and floats must be finite, as in a plug-in's
+    parameters (:class:`occamgan.params.Params`)."""
 
 
 class ModelBase(Section):
@@ -96,6 +89,9 @@ class TrainBase(Section):
     amp: bool = False
     #: "auto" picks CUDA when available
     device: str = "auto"
+    #: data-parallel runs (torchrun, --nproc): BatchNorm over the global batch (SyncBatchNorm);
+    #: off, each rank normalises its own shard and rank 0's running statistics are saved
+    sync_bn: bool = True
 
 
 class RegularizersBase(Section):

@@ -1,22 +1,20 @@
 """The data-source interface and the seeded, resumable batch sampler for in-memory sets."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Literal
 
 import torch
 from torch import Tensor
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field
 
+from ..params import Params
 from ..registry import Registry
 
 
-class DataConfig(BaseModel):
+class DataConfig(Params):
     """The ``data`` section of the config: the data set and the knobs its readers use."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     #: registered data set: toy sets (gaussian, ring8, grid25, swissroll) or image sets
     name: str = "ring8"
@@ -43,13 +41,6 @@ class DataConfig(BaseModel):
     download: bool = True
     #: image folders: skip unreadable image files (and report their count) instead of stopping
     skip_bad_files: bool = False
-
-    @field_validator("*", mode="after")
-    @classmethod
-    def _finite(cls, value: object) -> object:
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ValueError("must be a finite number")
-        return value
 
 
 #: name -> factory(DataConfig) -> DataSource
@@ -86,12 +77,14 @@ class DataSource:
     def __len__(self) -> int:
         return len(self.stream) if self.stream is not None else self.data.shape[0]
 
-    def batch_sampler(self, batch_size: int, seed: int, device: torch.device | str = "cpu"):
+    def batch_sampler(self, batch_size: int, seed: int, device: torch.device | str = "cpu", rank: int = 0,
+                      world: int = 1):
         """The training batch stream: :class:`BatchSampler` for in-memory data, else
-        :class:`StreamingBatchSampler` (same order for the same seed, same interface)."""
+        :class:`StreamingBatchSampler` (same order for the same seed, same interface). With
+        ``world > 1`` ``batch_size`` is the global batch and each call returns shard ``rank``."""
         if self.stream is None:
-            return BatchSampler(self.data, batch_size, seed, device)
-        return StreamingBatchSampler(self.stream, batch_size, seed, device, self.num_workers)
+            return BatchSampler(self.data, batch_size, seed, device, rank, world)
+        return StreamingBatchSampler(self.stream, batch_size, seed, device, self.num_workers, rank, world)
 
     def iter_batches(self, batch_size: int) -> Iterator[Tensor]:
         """Every sample once, in stored order, in batches (for reference statistics)."""
@@ -108,11 +101,20 @@ class BatchSampler:
 
     The state (generator state, current permutation, position) goes into checkpoints, so a
     resumed run draws exactly the batches of an uninterrupted one.
+
+    Data parallelism (``world > 1``): every rank draws the same global batch of ``batch_size``
+    indices from the same seeded stream and keeps its contiguous shard ``rank`` of
+    ``batch_size / world`` rows; the state (in global units) is that of the single-process
+    sampler, so a checkpoint resumes on any number of ranks.
     """
 
-    def __init__(self, data: Tensor, batch_size: int, seed: int, device: torch.device | str = "cpu"):
+    def __init__(self, data: Tensor, batch_size: int, seed: int, device: torch.device | str = "cpu", rank: int = 0,
+                 world: int = 1):
         self.data = data.to(device)
         self.batch_size = min(batch_size, data.shape[0])
+        if self.batch_size % world:
+            raise ValueError(f"a batch of {self.batch_size} does not split into {world} equal shards")
+        self.rank, self.world = rank, world
         self.gen = torch.Generator().manual_seed(seed)
         self.perm = torch.randperm(data.shape[0], generator=self.gen)
         self.pos = 0
@@ -123,6 +125,9 @@ class BatchSampler:
             self.pos = 0
         idx = self.perm[self.pos : self.pos + self.batch_size]
         self.pos += self.batch_size
+        if self.world > 1:
+            size = self.batch_size // self.world
+            idx = idx[self.rank * size : (self.rank + 1) * size]
         return self.data[idx.to(self.data.device)]
 
     def __iter__(self) -> Iterator[Tensor]:
@@ -149,14 +154,15 @@ class StreamingBatchSampler:
     """
 
     def __init__(self, dataset: Any, batch_size: int, seed: int, device: torch.device | str = "cpu",
-                 num_workers: int = 0):
+                 num_workers: int = 0, rank: int = 0, world: int = 1):
         self.dataset, self.device, self.num_workers = dataset, device, num_workers
-        self.consumed = BatchSampler(torch.arange(len(dataset)), batch_size, seed)
+        self.consumed = BatchSampler(torch.arange(len(dataset)), batch_size, seed, rank=rank, world=world)
         self.batch_size = self.consumed.batch_size
         self._batches: Iterator[Any] | None = None
 
     def _start(self) -> Iterator[Any]:
-        producer = BatchSampler(torch.arange(len(self.dataset)), self.batch_size, 0)
+        producer = BatchSampler(torch.arange(len(self.dataset)), self.batch_size, 0, rank=self.consumed.rank,
+                                world=self.consumed.world)
         producer.load_state_dict(self.consumed.state_dict())
         order = iter(lambda: producer.next().tolist(), None)  # infinite
         loader = torch.utils.data.DataLoader(self.dataset, batch_sampler=order, num_workers=self.num_workers)
