@@ -12,6 +12,7 @@ directory's layout in :mod:`occamgan.train.run_dir`; they are re-exported here.
 from __future__ import annotations
 
 import math
+import contextlib
 import os
 import shutil
 import time
@@ -21,7 +22,8 @@ from typing import Any
 
 from torch import Tensor
 
-from .build import Experiment, build_experiment
+from . import distributed
+from .build import Experiment, build_experiment, resolve_device
 from .config import Config, build_config, load_config, prune_to_schema, read_config_tree
 from .errors import RunDirError
 from .evaluation import evaluate_metrics, evaluate_run, metric_selection, run_metrics, trained_context
@@ -98,19 +100,29 @@ def train(config: ConfigLike = None, *, overrides: list[str] | None = None, out:
     if resume and config is None and run.config_path.is_file():
         config = prune_to_schema(read_config_tree(run.config_path))
     cfg = resolve_config(config, overrides)
-    run = run or RunDir(default_run_dir(cfg))
-    check_run_dir(run, resume, overwrite)
+    # under torchrun: join the process group; rank 0 alone decides about and writes the run
+    # directory (decisions and their errors reach every rank), every rank trains its shard
+    distributed.init(resolve_device(cfg.train.device))
+    run = run or RunDir(distributed.on_main(lambda: default_run_dir(cfg)))
+    distributed.on_main(lambda: check_run_dir(run, resume, overwrite))
     exp = build_experiment(cfg)  # every config error surfaces before the directory is touched
-    warn_if_degenerate(cfg, math.prod(exp.data.sample_shape))
+    if distributed.is_main():
+        warn_if_degenerate(cfg, math.prod(exp.data.sample_shape))
     trainer = Trainer(exp, run.path, evaluate=lambda e: evaluate_live(e), progress=progress)
     if resume:
         trainer.restore(run.checkpoint_path)  # verified before anything is written
-    with run.lock():
-        if not resume and run.exists() and not run.is_empty():
-            _clear_run(run)
-        run.create()
-        run.write_config(cfg.to_yaml())
+    with contextlib.ExitStack() as held:
+        def prepare() -> None:
+            held.enter_context(run.lock())
+            if not resume and run.exists() and not run.is_empty():
+                _clear_run(run)
+            run.create()
+            run.write_config(cfg.to_yaml())
+
+        distributed.on_main(prepare)
         timing = trainer.fit(restored=resume)
+        if not distributed.is_main():
+            return RunResult(run.path, {})  # rank 0 evaluates and writes the summary
         summary = finish_run(exp, run, timing)
     return RunResult(run.path, summary)
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from . import distributed
 from .config import Config
 from .data.base import DataSource, build_data
 from .errors import ConfigError
@@ -43,15 +44,16 @@ class Experiment:
 
 
 def resolve_device(name: str) -> torch.device:
+    """The device of ``train.device``; a data-parallel rank's "cuda" is ``cuda:LOCAL_RANK``."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return distributed.local_device(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
     try:
         device = torch.device(name)
     except RuntimeError:
         raise ConfigError(f"config key train.device: unknown device {name!r}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"config key train.device: {name!r} requested but CUDA is not available")
-    return device
+    return distributed.local_device(device)
 
 
 def build_game(cfg: Config, sample_shape: tuple[int, ...], device: torch.device) -> Game:
@@ -104,8 +106,33 @@ def check_rule_fits(cfg: Config, game: Game) -> None:
 def build_experiment(cfg: Config) -> Experiment:
     """Everything a run needs, with parameters initialised from ``cfg.seed``."""
     device = resolve_device(cfg.train.device)
-    data = build_data(cfg)
+    data = _build_data_once_per_node(cfg)
     players = build_players(cfg, data.sample_shape, device)
     check_rule_fits(cfg, players.game)
+    if distributed.is_distributed():
+        _make_data_parallel(cfg, players.game, len(data))
     rule = UPDATE_RULES.get(cfg.train.update)(players.game, cfg.train)
     return Experiment(cfg, data, players.game, rule, players.ema, device, players.init_rng)
+
+
+def _build_data_once_per_node(cfg: Config) -> DataSource:
+    """Data-parallel: the first rank of each node builds (downloads, caches) the data set
+    before the others read it, so that no two processes write the same cache files."""
+    if not distributed.is_distributed():
+        return build_data(cfg)
+    first = distributed.local_rank() == 0
+    data = build_data(cfg) if first else None
+    distributed.barrier()
+    return data if first else build_data(cfg)
+
+
+def _make_data_parallel(cfg: Config, game: Game, n_data: int) -> None:
+    """The global batch splits evenly over the ranks; BatchNorm becomes SyncBatchNorm
+    (``train.sync_bn``); dropout layers draw their masks per rank (distributed.py)."""
+    distributed.check_batch_size(min(cfg.train.batch_size, n_data))
+    for net in (game.generator, game.discriminator):
+        if net is None:
+            continue
+        if cfg.train.sync_bn:
+            distributed.convert_sync_batchnorm(net)
+        distributed.decorrelate_dropout(net)

@@ -50,7 +50,10 @@ def user_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except OccamError as exc:
-            typer.echo(f"error: {exc}", err=True)
+            from .distributed import rank_label  # a data-parallel rank says which one it is
+
+            where = rank_label()
+            typer.echo(f"error{f' ({where})' if where else ''}: {exc}", err=True)
             raise typer.Exit(getattr(exc, "exit_code", 2)) from None
 
     return wrapper  # type: ignore[return-value]

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from pydantic import Field
 
+from .. import distributed
 from ..params import Params
 from .base import OBJECTIVES, Critic, Objective, input_gradient
 
@@ -65,7 +66,8 @@ class WassersteinGP(Wasserstein):
 
     def penalty(self, critic: Critic, real: Tensor, fake: Tensor) -> Tensor:
         shape = (real.shape[0],) + (1,) * (real.dim() - 1)
-        a = torch.rand(shape, device=real.device, dtype=real.dtype)
+        # data-parallel: this rank's rows of the weights drawn for the global batch
+        a = distributed.rand(shape, device=real.device, dtype=real.dtype)
         mixed = a * real.detach() + (1 - a) * fake.detach()
         _, grad = input_gradient(critic, mixed)
         return self.weight * (torch.linalg.vector_norm(grad, dim=1) - 1).pow(2).mean()

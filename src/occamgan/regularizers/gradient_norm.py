@@ -6,6 +6,7 @@ import torch
 from pydantic import Field
 from torch import Tensor, nn
 
+from .. import distributed
 from ..params import Params
 from .base import REGULARIZERS, Regularizer
 
@@ -33,6 +34,8 @@ class GradientNormRegularizer(Regularizer):
         if not loss_g.requires_grad or not params:
             return None
         grads = torch.autograd.grad(loss_g, params, create_graph=True, allow_unused=True)
+        # data-parallel: the penalty of the global-batch gradient, averaged inside the graph
+        grads = distributed.average_differentiable(grads)
         sq = sum((g.pow(2).sum() for g in grads if g is not None), loss_g.new_zeros(()))
         return self.weight * sq
 

@@ -2,10 +2,10 @@
 likelihood x = G(z) becomes N(x | G(z), sigma^2 I)."""
 from __future__ import annotations
 
-import torch
 from pydantic import Field
 from torch import Tensor
 
+from .. import distributed
 from ..params import Params
 from .base import REGULARIZERS, Regularizer
 
@@ -24,7 +24,8 @@ class LikelihoodRelaxation(Regularizer):
         self.sigma = sigma
 
     def transform_fake(self, fake: Tensor) -> Tensor:
-        return fake + self.sigma * torch.randn_like(fake)
+        # data-parallel: this rank's rows of the noise of the global batch (docs/scaling.md)
+        return fake + self.sigma * distributed.randn_like(fake)
 
 
 REGULARIZERS.add("sigma", lambda c: LikelihoodRelaxation(c.sigma) if c.sigma > 0 else None, params=RelaxationParams)

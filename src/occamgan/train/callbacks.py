@@ -6,9 +6,11 @@ callbacks a run gets from its config and data.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any, Callable
 
+from .. import distributed
 from ..errors import TrainingError
 from .logging import JsonlLog, Progress, TensorBoardLog
 
@@ -95,18 +97,23 @@ class Evaluate(Callback):
         return super().due(step, last) and not last
 
     def __call__(self, trainer: Trainer, stats: dict[str, Any]) -> None:
-        values = self.evaluate(trainer.exp)
+        with _shared_rng_untouched():
+            values = self.evaluate(trainer.exp)
         self.log.write({"step": trainer.step, **{f"eval/{k}": v for k, v in values.items()
                                                  if not isinstance(v, dict)}})
 
 
 class Checkpoint(Callback):
-    """The full training state, atomically, every ``checkpoint_every`` steps and at the end."""
+    """The full training state, atomically, every ``checkpoint_every`` steps and at the end.
+    Data-parallel: every rank first checks that all hold the same weights and RNG state, then
+    rank 0 writes."""
 
     def __init__(self, every: int):
         self.every = every
 
     def __call__(self, trainer: Trainer, stats: dict[str, Any]) -> None:
+        game = trainer.exp.game
+        distributed.check_in_sync([*game.generator_parameters(), *game.discriminator_parameters()])
         trainer.save_checkpoint()
 
 
@@ -122,7 +129,8 @@ class ImageGrid(Callback):
 
         exp = trainer.exp
         g = exp.ema.generator if self.use_ema else exp.game.generator
-        images = sample_generator(g, GRID_ROWS * GRID_ROWS, exp.game.latent_dim, seed=self.seed, device=exp.device)
+        with _shared_rng_untouched():
+            images = sample_generator(g, GRID_ROWS * GRID_ROWS, exp.game.latent_dim, seed=self.seed, device=exp.device)
         save_image_grid(images, trainer.files.grid_path(trainer.step), nrow=GRID_ROWS)
 
 
@@ -139,8 +147,12 @@ class ProgressBar(Callback):
 
 def default_callbacks(trainer: Trainer, evaluate: Callable[[Any], dict[str, Any]] | None,
                       progress: bool | None, eval_seed: int) -> list[Callback]:
-    """The callbacks of a run, in the order they run after each step."""
+    """The callbacks of a run, in the order they run after each step. Data-parallel: ranks
+    other than 0 keep the guard, the EMA and the checkpoint's consistency check, and write
+    nothing."""
     cfg = trainer.cfg
+    if not distributed.is_main():
+        return [NaNGuard(), EMAUpdate(), Checkpoint(cfg.train.checkpoint_every)]
     log = Log(trainer, cfg.train.log_every, cfg.train.tensorboard)
     callbacks: list[Callback] = [NaNGuard(), EMAUpdate(), log]
     if evaluate is not None and cfg.eval.every:
@@ -150,3 +162,13 @@ def default_callbacks(trainer: Trainer, evaluate: Callable[[Any], dict[str, Any]
         callbacks.append(ImageGrid(cfg.train.checkpoint_every, eval_seed, cfg.eval.use_ema))
     callbacks.append(ProgressBar(trainer, progress))
     return callbacks
+
+
+def _shared_rng_untouched() -> contextlib.AbstractContextManager:
+    """Data-parallel: what rank 0 alone runs (evaluation, sample grids) leaves the global RNG,
+    which every rank must hold in the same state, as it was."""
+    if not distributed.is_distributed():
+        return contextlib.nullcontext()
+    import torch
+
+    return torch.random.fork_rng(devices=[torch.cuda.current_device()] if torch.cuda.is_initialized() else [])

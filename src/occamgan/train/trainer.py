@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from .. import distributed
 from ..build import Experiment
 from ..errors import Interrupted
 from .callbacks import Callback, default_callbacks
@@ -36,8 +37,9 @@ class Trainer:
         self.evaluate = evaluate
         self.progress_enabled = progress
         self.extra_callbacks = callbacks or []
+        # data-parallel: every rank draws the global batch from the same stream and keeps its shard
         self.sampler = exp.data.batch_sampler(self.cfg.train.batch_size, self.cfg.seed + BATCH_SEED_OFFSET,
-                                              exp.device)
+                                              exp.device, rank=distributed.rank(), world=distributed.world_size())
         self.step = 0
         self._signal: int | None = None
 
@@ -66,11 +68,14 @@ class Trainer:
         }
 
     def save_checkpoint(self) -> None:
-        save_checkpoint(self.checkpoint_path, self.state())
+        """Rank 0 writes (every rank holds the same state, distributed.check_in_sync)."""
+        if distributed.is_main():
+            save_checkpoint(self.checkpoint_path, self.state())
 
     def restore(self, path: Path) -> None:
-        """Everything a checkpoint holds: players, rule, batch order, RNG, step."""
-        state = load_checkpoint(path)
+        """Everything a checkpoint holds: players, rule, batch order, RNG, step. Data-parallel:
+        rank 0 reads the file and hands its state to every rank (no shared file system needed)."""
+        state = distributed.on_main(lambda: load_checkpoint(path))
         check_signature(json.loads(state["signature"]), game_signature(self.cfg), path)
         restore_players(state, self.exp.game, self.exp.ema, path)
         try:
@@ -91,7 +96,8 @@ class Trainer:
         if resume and not restored:
             self.restore(self.checkpoint_path)
         if resume or restored:
-            self.files.truncate_metrics_after(self.step)
+            if distributed.is_main():
+                self.files.truncate_metrics_after(self.step)
         else:
             set_rng_state(self.exp.init_rng)  # a fresh run continues the stream of its initialisation
         total = self.cfg.train.steps
@@ -102,6 +108,8 @@ class Trainer:
             with self._signals_stop_the_loop():
                 while self.step < total:
                     stats = self.exp.rule.step(self.exp.game, self.sampler.next)
+                    # data-parallel: global-batch losses and a stop that every rank agrees on
+                    stats, self._signal = distributed.agree_on_step(stats, self._signal)
                     self.step += 1
                     last = self.step == total
                     for callback in callbacks:

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .. import distributed
 from ..game import Game
 from .base import UPDATE_RULES, NextBatch, UpdateRule
 from pydantic import Field
@@ -44,7 +45,7 @@ class Alternating(UpdateRule):
             real, z, fake = self._critic_steps(game, next_batch, stats)
         else:
             real = next_batch()
-            z = game.sample_latent(real.shape[0])
+            z = distributed.sample_latent(game, real.shape[0])  # the global batch's latents, this rank's shard
             fake = game.generate(z)
         stats["loss_g"] = self._generator_step(game, real, z, fake)
         self.sched_g.step()
@@ -57,7 +58,7 @@ class Alternating(UpdateRule):
     def _critic_steps(self, game: Game, next_batch: NextBatch, stats: dict) -> tuple[Tensor, Tensor, Tensor]:
         for i in range(self.n_critic):
             real = next_batch()
-            z = game.sample_latent(real.shape[0])
+            z = distributed.sample_latent(game, real.shape[0])  # the global batch's latents, this rank's shard
             if i == self.n_critic - 1:
                 fake = game.generate(z)  # kept with its graph for the generator step
                 fake_d = fake.detach()

@@ -45,6 +45,7 @@ from torch import Tensor, nn
 
 from pydantic import Field
 
+from .. import distributed
 from ..errors import TrainingError
 from ..params import Params as PluginParams
 from ..game import Game
@@ -125,6 +126,24 @@ def general_sum_local_game(loss_d: Tensor, loss_g: Tensor, x: Params, y: Params)
     )
 
 
+def averaged_over_ranks(local: LocalGame) -> LocalGame:
+    """Data-parallel: the local game of the global batch. Gradients and every mixed product are
+    averaged over the ranks (one flat all-reduce each), so the Krylov solver sees the
+    global-batch operator and every rank computes the same steps; unchanged in one process."""
+    if not distributed.is_distributed():
+        return local
+    n_x = local.g_x.numel()
+    grads = distributed.average_flat(torch.cat([local.g_x, local.g_y]))
+    p, q = local.p, local.q
+    return LocalGame(
+        g_x=grads[:n_x],
+        g_y=grads[n_x:],
+        p=lambda v: distributed.average_flat(p(v)),
+        q=lambda u: distributed.average_flat(q(u)),
+        grad_evals=local.grad_evals,
+    )
+
+
 def _require_finite(tensor: Tensor, what: str) -> None:
     if not bool(torch.isfinite(tensor).all()):
         raise TrainingError(f"competitive step: non-finite {what}; parameters left unchanged")
@@ -154,14 +173,17 @@ class CompetitiveRule(UpdateRule):
     # ------------------------------------------------------------------ the step
     def step(self, game: Game, next_batch: NextBatch) -> dict[str, float]:
         real = next_batch()
-        z = game.sample_latent(real.shape[0])
+        z = distributed.sample_latent(game, real.shape[0])
         loss_d, loss_g = game.losses(real, z)
-        _require_finite(torch.stack([loss_d.detach(), loss_g.detach()]), "loss")
+        # data-parallel: the global-batch losses, so every rank takes the same decisions
+        losses = distributed.average_flat(torch.stack([loss_d.detach(), loss_g.detach()]))
+        _require_finite(losses, "loss")
         x, y = game.generator_parameters(), game.discriminator_parameters()
         if self.general_sum:
             local = general_sum_local_game(loss_d, loss_g, x, y)
         else:
             local = zero_sum_local_game(loss_d, x, y)
+        local = averaged_over_ranks(local)
         _require_finite(local.g_x, "generator gradient")
         _require_finite(local.g_y, "critic gradient")
         t = self.steps + 1  # this step's number, committed with the state once it succeeded
@@ -175,9 +197,10 @@ class CompetitiveRule(UpdateRule):
         game.after_discriminator_step()
         self.steps, self.sq_avg = t, {"g": v_x, "d": v_y}
         self.prev_step = {"g": dx, "d": dy} if self.warm_start else {"g": None, "d": None}
+        loss_d_value, loss_g_value = losses.tolist()
         return {
-            "loss_d": loss_d.item(),
-            "loss_g": loss_g.item(),
+            "loss_d": loss_d_value,
+            "loss_g": loss_g_value,
             "solver_iters": result.iterations,
             "solver_residual": result.relative_residual,
             "solver_converged": float(result.converged),

@@ -10,6 +10,7 @@ from torch.optim import Adam, Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 from pydantic import Field, field_validator
 
+from .. import distributed
 from ..params import Params
 
 class AdamParams(Params):
@@ -101,12 +102,14 @@ def build_lr_scheduler(opt: Optimizer, cfg: Any) -> LambdaLR:
 
 def descend(opt: Optimizer, loss_fn: Callable[[], Tensor]) -> Tensor:
     """One optimiser step on ``loss_fn`` through a closure (SAM re-evaluates it); returns the
-    loss at the current point, detached."""
+    loss at the current point, detached. Data-parallel: each evaluation's gradients are averaged
+    over the ranks (both SAM passes too), so every rank steps with the global-batch gradient."""
 
     def closure() -> Tensor:
         opt.zero_grad(set_to_none=True)
         loss = loss_fn()
         loss.backward()
+        distributed.average_optimizer_gradients(opt)
         return loss
 
     return opt.step(closure).detach()

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .. import distributed
 from ..game import Game
 from .base import UPDATE_RULES, NextBatch, UpdateRule
 from .optimizers import AdamParams, build_adam, build_lr_scheduler
@@ -23,11 +24,12 @@ class Simultaneous(UpdateRule):
 
     def step(self, game: Game, next_batch: NextBatch) -> dict[str, Tensor | float]:
         real = next_batch()
-        loss_d, loss_g = game.losses(real, game.sample_latent(real.shape[0]))
+        loss_d, loss_g = game.losses(real, distributed.sample_latent(game, real.shape[0]))
         losses = {"g": loss_g, "d": loss_d}
         grads = {}
         for name, params, _ in self.players:
             grads[name] = torch.autograd.grad(losses[name], params, retain_graph=True, allow_unused=True)
+        distributed.average_([g for name in grads for g in grads[name]])  # data-parallel: global-batch gradients
         stats: dict[str, Tensor | float] = {"loss_g": loss_g.detach(), "loss_d": loss_d.detach()}
         for name, params, _ in self.players:
             for p, g in zip(params, grads[name]):
