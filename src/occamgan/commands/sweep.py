@@ -20,6 +20,10 @@ def sweep(
     set_: Optional[list[str]] = typer.Option(None, "--set", "-s", metavar="KEY=VALUE", help="Dotted override KEY=VALUE of the base config (repeatable)."),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Write plots/<metric>.png."),
     select_by: Optional[str] = typer.Option(None, "--select", help="After the sweep, rank runs and grid points by this score (evidence: computed where missing); writes ranking.md/csv."),
+    backend: str = typer.Option("local", "--backend", help="Where runs execute: local (a process pool) or ray (one Ray task per run; pip install occamgan[ray])."),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster to join (auto, or HOST:PORT; default: start a local one)."),
+    gpus_per_run: float = typer.Option(0.0, "--gpus-per-run", help="Ray: GPUs per run (fractions share a GPU)."),
+    cpus_per_run: float = typer.Option(1.0, "--cpus-per-run", help="Ray: CPUs per run (its torch threads)."),
 ) -> None:
     """Run every combination of the --grid values for --seeds seeds. Every config is checked
     before the first run starts; finished runs are skipped on a rerun and killed ones resume
@@ -27,7 +31,8 @@ def sweep(
     from ..sweep import run_sweep
 
     result = run_sweep(config, grid or [], seeds, out, jobs=jobs, overrides=set_ or [],
-                       log=lambda msg: typer.echo(msg, err=True), plots=plots)
+                       log=lambda msg: typer.echo(msg, err=True), plots=plots, backend=backend, address=address,
+                       gpus_per_run=gpus_per_run, cpus_per_run=cpus_per_run)
     typer.echo(result.table_path.read_text())
     c = result.counts
     typer.echo(f"{c['done']} trained, {c['skipped']} already finished, {c['diverged']} diverged, {c['error']} failed")

@@ -1,5 +1,6 @@
 """Running a sweep: each planned run trained (or resumed, or skipped when finished) in a pool of
-local processes, one torch thread each; failures are recorded in the run, never raised."""
+local processes, one torch thread each, or as Ray tasks (ray_backend.py); failures are recorded
+in the run, never raised."""
 from __future__ import annotations
 
 import copy
@@ -23,6 +24,8 @@ from .plan import GridAxis, as_axes, plan_document, plan_runs, prepare_out
 from .report import summarize
 
 Log = Callable[[str], None]
+#: where the runs of a sweep execute: a pool of local processes, or Ray tasks (ray_backend.py)
+BACKENDS = ("local", "ray")
 
 
 @contextmanager
@@ -114,15 +117,26 @@ def default_jobs() -> int:
 def run_sweep(config: Config | dict[str, Any] | str | os.PathLike | None,
               grid: Sequence[str | GridAxis] | dict[str, Sequence[Any]], seeds: int,
               out: str | os.PathLike, jobs: int | None = None, overrides: list[str] | None = None,
-              log: Log | None = None, plots: bool = True) -> SweepResult:
+              log: Log | None = None, plots: bool = True, backend: str = "local", address: str | None = None,
+              gpus_per_run: float = 0.0, cpus_per_run: float = 1.0) -> SweepResult:
     """Run the product of ``grid`` and ``seeds`` on the base ``config`` (+ ``overrides``) in
     ``jobs`` processes (default: the core count, one torch thread each), skipping finished runs;
-    then write results.csv, table.md and plots. Failed runs are reported, not raised."""
+    then write results.csv, table.md and plots. Failed runs are reported, not raised.
+
+    ``backend="ray"`` submits each run as a Ray task instead (:mod:`.ray_backend`: the cluster at
+    ``address``, else a local one; ``gpus_per_run``/``cpus_per_run`` per task; ``jobs`` unused)."""
     from ..api import resolve_config
 
     log = log or (lambda msg: None)
     if jobs is not None and jobs < 1:
         raise ConfigError(f"--jobs must be >= 1 (got {jobs})")
+    if backend not in BACKENDS:
+        raise ConfigError(f"--backend must be one of {', '.join(BACKENDS)} (got {backend!r})")
+    if backend == "ray":
+        from .ray_backend import check_resources, import_ray
+
+        import_ray()  # before anything is written: a missing extra is a one-line error
+        check_resources(gpus_per_run, cpus_per_run)
     base = resolve_config(config, overrides)
     axes = as_axes(grid)
     runs = plan_runs(base, axes, seeds)
@@ -132,7 +146,8 @@ def run_sweep(config: Config | dict[str, Any] | str | os.PathLike | None,
     runs_dir = out / RUNS_DIR
     pending = [r for r in plan["runs"] if run_state(runs_dir / r["name"]) == "pending"]
     jobs = min(jobs or default_jobs(), max(len(pending), 1))
-    log(f"{len(runs)} runs, {len(runs) - len(pending)} finished before; {len(pending)} to run in {jobs} process(es)")
+    where = "as Ray tasks" if backend == "ray" else f"in {jobs} process(es)"
+    log(f"{len(runs)} runs, {len(runs) - len(pending)} finished before; {len(pending)} to run {where}")
     counts = {"done": 0, "diverged": 0, "error": 0, "skipped": len(runs) - len(pending)}
 
     def record(result: dict[str, Any], k: int) -> None:
@@ -141,7 +156,13 @@ def run_sweep(config: Config | dict[str, Any] | str | os.PathLike | None,
         log(f"[{k}/{len(pending)}] {result['name']}: {'finished elsewhere' if result['skipped'] else result['status']}{note}")
         summarize(out, plots=False)
 
-    if jobs == 1:
+    if backend == "ray":
+        if pending:
+            from .ray_backend import run_on_ray
+
+            run_on_ray(execute_run, plan["base"], pending, runs_dir, record, address=address,
+                       gpus_per_run=gpus_per_run, cpus_per_run=cpus_per_run, log=log)
+    elif jobs == 1:
         for k, run in enumerate(pending, 1):
             record(execute_run(plan["base"], run, str(runs_dir)), k)
     else:
