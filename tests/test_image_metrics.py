@@ -108,7 +108,7 @@ def test_toy_data_and_missing_reference_are_errors(env):
     toy = build_data(build_config({}))
     with pytest.raises(ConfigError, match="image data set"):
         evaluate_metrics([f"fid_{NET}"], torch.zeros(10, 1, 8, 8), data=toy)
-    with pytest.raises(ConfigError, match="reference images"):
+    with pytest.raises(ConfigError, match="reference images: pass data="):
         evaluate_metrics([f"fid_{NET}"], torch.zeros(10, 1, 8, 8))
 
 

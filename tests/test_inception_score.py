@@ -172,7 +172,10 @@ def save_script(module: nn.Module, path: Path) -> Path:
 
 def test_torchscript_logits_network(tmp_path):
     module = ChannelMeanLogits(4).eval()
-    net = load_logits_network(save_script(module, tmp_path / "logits.pt"))
+    path = save_script(module, tmp_path / "logits.pt")
+    with pytest.raises(InceptionLogitsError, match="runs code when loaded; .* pin it"):
+        load_logits_network(path)  # a program is never loaded unpinned
+    net = load_logits_network(path, trusted_sha256=file_digest(path, "sha256"))
     assert net.classes == 4 and net.protocol["format"] == "torchscript"
     assert net.protocol["sha256"] == file_digest(tmp_path / "logits.pt", "sha256")
     x = images(12)
@@ -185,7 +188,8 @@ def test_torchscript_logits_network(tmp_path):
 
 def test_stylegan_like_torchscript_gets_uint8_and_no_output_bias(tmp_path):
     module = StyleGANLikeProbs(5).eval()
-    net = load_logits_network(save_script(module, tmp_path / "sg.pt"))
+    pin = file_digest(save_script(module, tmp_path / "sg.pt"), "sha256")
+    net = load_logits_network(tmp_path / "sg.pt", trusted_sha256=pin)
     x = images(10, channels=1)  # grey: repeated over 3 channels
     q = ((x + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).expand(-1, 3, -1, -1)
     with torch.no_grad():
@@ -193,7 +197,7 @@ def test_stylegan_like_torchscript_gets_uint8_and_no_output_bias(tmp_path):
         biased = inception_score(module(q), splits=2)
     assert inception_score_of_images(x, net, splits=2) == pytest.approx(unbiased, rel=1e-12)
     assert abs(unbiased[0] - biased[0]) > 1e-3  # the bias matters, and it is off by default
-    net_b = load_logits_network(tmp_path / "sg.pt", output_bias=True)
+    net_b = load_logits_network(tmp_path / "sg.pt", output_bias=True, trusted_sha256=pin)
     assert inception_score_of_images(x, net_b, splits=2) == pytest.approx(biased, rel=1e-12)
 
 
@@ -264,7 +268,7 @@ def test_the_feature_only_fid_network_is_refused_in_one_line(tmp_path, monkeypat
     features_only = save_script(nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 2048)),
                                 tmp_path / "pool.pt")
     with pytest.raises(InceptionLogitsUnavailable, match="2048"):
-        load_logits_network(features_only)
+        load_logits_network(features_only, trusted_sha256=file_digest(features_only, "sha256"))
 
 
 def test_find_logits_network(tmp_path, monkeypatch):
@@ -279,7 +283,14 @@ def test_find_logits_network(tmp_path, monkeypatch):
         find_logits_network()
     path = save_script(ChannelMeanLogits(3).eval(), tmp_path / "logits.pt")
     monkeypatch.setenv(isc.LOGITS_ENV, str(path))
-    assert find_logits_network().classes == 3
+
+    class Pinned:
+        inception_logits_path = None
+        inception_logits_sha256 = file_digest(path, "sha256")
+
+    assert find_logits_network(Pinned()).classes == 3
+    with pytest.raises(InceptionLogitsError, match="pin it"):
+        find_logits_network()
 
     class EvalCfg:
         inception_logits_path = str(tmp_path / "elsewhere.pt")
@@ -288,3 +299,21 @@ def test_find_logits_network(tmp_path, monkeypatch):
 
     with pytest.raises(InceptionLogitsError, match="not found"):
         find_logits_network(EvalCfg())
+
+
+def test_is_is_a_registered_metric_with_its_protocol(tmp_path):
+    from occamgan.evaluation import evaluate_metrics
+
+    module = ChannelMeanLogits(4).eval()
+    path = save_script(module, tmp_path / "logits.pt")
+    params = {"inception_logits_path": str(path), "inception_logits_sha256": file_digest(path, "sha256"),
+              "is_splits": 3}
+    x = images(12)
+    out = evaluate_metrics(["is"], x, params=params)
+    with torch.no_grad():
+        expected = inception_score(module(inception_preprocess(x)), splits=3)
+    assert (out["is"], out["is_std"]) == pytest.approx(expected, rel=1e-12)
+    assert out["protocol_is"]["splits"] == 3 and out["protocol_is"]["n"] == 12
+    assert out["protocol_is"]["sha256"] == params["inception_logits_sha256"]
+    with pytest.raises(InceptionLogitsError, match="pin it"):
+        evaluate_metrics(["is"], x, params={"inception_logits_path": str(path)})

@@ -319,3 +319,15 @@ def test_sam_runs_resume_exactly(tmp_path, tiny_overrides):
     for part in ("generator", "discriminator"):
         for key in a[part]:
             assert torch.equal(a[part][key], b[part][key]), f"{part}.{key}"
+
+
+def test_sam_eta_reaches_the_optimiser_from_the_config():
+    from occamgan.build import build_experiment
+    from occamgan.config import build_config
+
+    cfg = build_config({"data": {"n_samples": 64}, "model": {"depth": 1, "width": 8},
+                        "train": {"sam_rho": 0.5, "sam_eta": 0.01, "batch_size": 16}})
+    exp = build_experiment(cfg)
+    assert exp.rule.opt_g.param_groups[0]["eta"] == 0.01 and exp.rule.opt_d.param_groups[0]["eta"] == 0.01
+    off = build_experiment(build_config({"data": {"n_samples": 64}, "train": {"sam_rho": 0.5}}))
+    assert off.rule.opt_g.param_groups[0]["eta"] == 0.0

@@ -159,8 +159,6 @@ def evaluate_metrics(
         raise TypeError(f"cannot evaluate a {type(source).__name__}: pass images, a run, an Experiment or a sampler")
     if device is not None:
         ctx.device = torch.device(device)
-    if data is None:
-        raise ConfigError("given images or a sampler need reference images to compare with: pass data=<DataSource>")
     return run_metrics(names, ctx)
 
 

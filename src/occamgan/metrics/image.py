@@ -31,7 +31,7 @@ from ..registry import UnknownNameError
 from .base import METRICS, EvalContext, Metric
 from .features import (DEFAULT_DOMAIN_CLASSIFIER, FEATURE_NETWORKS, classifier_path, extract_features,
                        load_feature_extractor, unknown_network)
-from .fid import FeatureStatistics, fid_from_stats
+from .fid import FeatureStatistics, fid_with_diagnostics
 from .kid import KID_SUBSET_SIZE, KID_SUBSETS, kernel_inception_distance
 from .prdc import DC_K, PR_K, prdc
 from .reference import Reference, reference_features
@@ -79,7 +79,9 @@ class ImageMetric:
         """Values of this metric for generated features ``fake`` against ``reference``; ``shared``
         memoises the k-NN pass that precision/recall and density/coverage have in common."""
         if self.kind == "fid":
-            values = {"fid": fid_from_stats(FeatureStatistics().update(fake).gaussian(), reference.stats)}
+            fid, shared["sqrtm_imag_ratio"] = fid_with_diagnostics(FeatureStatistics().update(fake).gaussian(),
+                                                                  reference.stats)
+            values = {"fid": fid}
         elif self.kind == "kid":
             mean, std = kernel_inception_distance(fake, reference.features, KID_SUBSETS, KID_SUBSET_SIZE, seed=seed)
             values = {"kid": mean, "kid_std": std}
@@ -91,9 +93,10 @@ class ImageMetric:
 
     def __call__(self, ctx: EvalContext) -> dict[str, Any]:
         data = ctx.reference_data
-        if data is None or getattr(data, "kind", None) != "image":
-            name = getattr(data, "name", None)
-            raise ConfigError(f"metric {self.name!r} needs an image data set" + (f", not {name!r}" if name else ""))
+        if data is None:
+            raise ConfigError(f"metric {self.name!r} compares with reference images: pass data=<DataSource>")
+        if getattr(data, "kind", None) != "image":
+            raise ConfigError(f"metric {self.name!r} needs an image data set, not {data.name!r}")
         n_fake = ctx.n if ctx.available is None else min(ctx.n, ctx.available)
         n_ref = getattr(ctx.params, "n_reference", None)
         n_real = min(n_ref if n_ref is not None else n_fake, len(data))
@@ -105,9 +108,14 @@ class ImageMetric:
                         lambda: extract_features(extractor, generated_batches(ctx, n_fake, batch)))
         ref = ctx.memo(("reference", self.network, n_real, id(data)),
                        lambda: reference_features(data, extractor, n_real, batch, ctx.use_reference_cache))
-        out: dict[str, Any] = self.values(fake, ref, ctx.seed, ctx.cache.setdefault(("prdc", self.network), {}))
-        out[f"protocol_{self.network}"] = protocol_record(extractor.protocol, ref, len(fake), ctx.label, ctx.seed,
-                                                          self.kind)
+        shared = ctx.cache.setdefault(("prdc", self.network), {})
+        out: dict[str, Any] = self.values(fake, ref, ctx.seed, shared)
+        record = protocol_record(extractor.protocol, ref, len(fake), ctx.label, ctx.seed, self.kind)
+        if self.kind == "fid":
+            # the matrix square root's largest imaginary entry over its real trace: round-off
+            # (~1e-10) for full-rank covariances, larger when there are fewer images than features
+            record["fid_sqrtm_imag_ratio"] = shared.pop("sqrtm_imag_ratio")
+        out[f"protocol_{self.network}"] = record
         return out
 
 

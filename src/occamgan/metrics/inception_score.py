@@ -48,7 +48,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..data.download import file_digest
-from ..errors import OccamError
+from pydantic import Field
+
+from ..errors import ConfigError, OccamError
+from ..params import Params
+from .base import EvalContext, register_metric
 from .features import (
     INCEPTION_SHA256,
     FeatureExtractor,
@@ -163,7 +167,7 @@ def _is_torchscript(path: Path) -> bool:
 
 def load_logits_network(path: str | os.PathLike, device: torch.device | str = "cpu",
                         features: FeatureExtractor | None = None, eval_cfg: Any = None,
-                        output_bias: bool = False) -> LogitsNetwork:
+                        output_bias: bool = False, trusted_sha256: str | None = None) -> LogitsNetwork:
     """A :class:`LogitsNetwork` from a TorchScript file or a state dict of the softmax layer.
 
     Args:
@@ -173,6 +177,9 @@ def load_logits_network(path: str | os.PathLike, device: torch.device | str = "c
             (default: the FID Inception network, found as :func:`.features.find_inception` does).
         eval_cfg: the ``eval`` section, passed to the FID network's lookup.
         output_bias: add the softmax layer's bias (off by default, as in Salimans et al.'s code).
+        trusted_sha256: a TorchScript file is a program, and occamgan runs no file that could
+            execute code unless its owner vouches for it: TorchScript loads only when its sha256
+            equals this (``eval.inception_logits_sha256``); a state dict needs no such pin.
 
     Raises :class:`InceptionLogitsUnavailable` for the feature-only FID network and
     :class:`InceptionLogitsError` for a missing or unreadable file."""
@@ -185,6 +192,11 @@ def load_logits_network(path: str | os.PathLike, device: torch.device | str = "c
     device = torch.device(device)
     record = {"path": str(path), "sha256": digest, "output_bias": output_bias}
     if _is_torchscript(path):
+        if trusted_sha256 is None or trusted_sha256.lower() != digest:
+            raise InceptionLogitsError(
+                f"{path} is a TorchScript program, which runs code when loaded; occamgan loads it only when you "
+                f"pin it: set eval.inception_logits_sha256={digest} if you trust this file, or use the softmax "
+                f"layer as a state dict ({HOW_TO})")
         return _torchscript_network(path, device, record, output_bias)
     return _softmax_layer_network(path, device, record, features, eval_cfg, output_bias)
 
@@ -281,7 +293,8 @@ def find_logits_network(eval_cfg: Any = None, device: torch.device | str = "cpu"
     candidates = logits_network_candidates(eval_cfg)
     for path in candidates:
         if path.is_file():
-            return load_logits_network(path, device, eval_cfg=eval_cfg, output_bias=output_bias)
+            return load_logits_network(path, device, eval_cfg=eval_cfg, output_bias=output_bias,
+                                       trusted_sha256=getattr(eval_cfg, "inception_logits_sha256", None))
     if candidates:
         raise InceptionLogitsError(f"Inception logits network {candidates[0]} not found; see {HOW_TO}")
     fid_files = [p for p in inception_candidates(eval_cfg) if p.is_file()]
@@ -305,3 +318,32 @@ def inception_score_of_images(images: Tensor | Iterable[Tensor], network: Logits
     if not outputs:
         raise ValueError("no images")
     return inception_score(torch.cat(outputs), splits=splits, output=network.output)
+
+
+# ----------------------------------------------------------------------------- the registered score
+class InceptionScoreParams(Params):
+    #: a logits network for the Inception Score: the 1008-way softmax layer of inception-2015-12-05
+    #: as a state dict (applied to the FID network's pool features), or a TorchScript network
+    #: pinned by inception_logits_sha256; None -> $OCCAMGAN_INCEPTION_LOGITS (docs/metrics.md)
+    inception_logits_path: str | None = None
+    #: sha256 of a TorchScript logits network you trust (TorchScript runs code when loaded)
+    inception_logits_sha256: str | None = None
+    #: the splits of Salimans et al. (2016): the score is averaged over this many disjoint parts
+    is_splits: int = Field(10, ge=1)
+
+
+@register_metric("is", params=InceptionScoreParams)
+def inception_score_metric(ctx: EvalContext) -> dict[str, Any]:
+    """is, is_std: the Inception Score of generated images over eval.is_splits splits."""
+    from .image import generated_batches
+
+    p = ctx.params
+    network = ctx.memo(("logits-network",), lambda: find_logits_network(p, ctx.device))
+    n = ctx.n if ctx.available is None else min(ctx.n, ctx.available)
+    if n < p.is_splits:
+        raise ConfigError(f"is needs at least eval.is_splits = {p.is_splits} images (got {n})")
+    batch = getattr(p, "feature_batch_size", 50)
+    mean, std = inception_score_of_images(generated_batches(ctx, n, batch), network, splits=p.is_splits)
+    return {"is": mean, "is_std": std,
+            "protocol_is": {**network.protocol, "generator": ctx.label, "n": n, "splits": p.is_splits,
+                            "sample_seed": ctx.seed}}

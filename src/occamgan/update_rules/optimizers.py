@@ -33,6 +33,8 @@ class SAMParams(Params):
 
     sam_rho: float = Field(0.0, ge=0)
     sam_adaptive: bool = True
+    #: ASAM's T = |psi| + eta (Kwon et al. 2021 use 0.01); 0 is T = |psi|, as in the paper's code
+    sam_eta: float = Field(0.0, ge=0)
     sam_players: Literal["both", "g", "d"] = "both"
 
 
@@ -52,7 +54,7 @@ def build_adam(params: Iterable[torch.nn.Parameter], lr: float, cfg: Any, sam: b
     if sam and cfg.sam_rho > 0:
         from .sam import wrap_sam
 
-        opt = wrap_sam(opt, rho=cfg.sam_rho, adaptive=cfg.sam_adaptive)
+        opt = wrap_sam(opt, rho=cfg.sam_rho, adaptive=cfg.sam_adaptive, eta=cfg.sam_eta)
     return opt
 
 

@@ -166,11 +166,12 @@ class SAM(Optimizer):
         return f"{'ASAM' if adaptive else 'SAM'}(rho={rho}{extra}, base={self.base_optimizer!r})"
 
 
-def wrap_sam(optimizer: Optimizer, rho: float, adaptive: bool) -> Optimizer:
-    """``optimizer`` wrapped in (A)SAM with radius ``rho``, or unchanged when ``rho == 0``."""
+def wrap_sam(optimizer: Optimizer, rho: float, adaptive: bool, eta: float = 0.0) -> Optimizer:
+    """``optimizer`` wrapped in (A)SAM with radius ``rho`` (and ASAM's ``eta``), or unchanged when
+    ``rho == 0``."""
     if rho == 0:
         return optimizer
-    return SAM(optimizer, rho=rho, adaptive=adaptive)
+    return SAM(optimizer, rho=rho, adaptive=adaptive, eta=eta)
 
 
 def _tracks_running_stats(module: nn.Module) -> bool:
