@@ -215,6 +215,34 @@ def test_a_global_batch_that_does_not_split_is_one_config_error(tmp_path):
         "error: config key train.batch_size: the global batch 33 does not split into 2 equal shards; use a multiple of 2"]
 
 
+def test_nan_guard_reads_its_device_flag_before_writes_and_names_the_first_bad_step(tmp_path, monkeypatch,
+                                                                                     tiny_overrides):
+    import occamgan
+    from occamgan.errors import TrainingError
+    from occamgan.train.callbacks import NaNGuard
+    from occamgan.update_rules.alternating import Alternating
+
+    original, steps = Alternating.step, []
+
+    def step(self, game, next_batch):
+        stats = original(self, game, next_batch)
+        steps.append(1)
+        if len(steps) == 3:
+            stats["loss_d"] = stats["loss_d"] * float("nan")  # still a tensor on the device
+        return stats
+
+    reads = []
+    check = NaNGuard.check
+    monkeypatch.setattr(Alternating, "step", step)
+    monkeypatch.setattr(NaNGuard, "check", lambda self, trainer: (reads.append(trainer.step), check(self, trainer)))
+    with pytest.raises(TrainingError, match="loss_d is nan at step 3; no checkpoint was written"):
+        occamgan.train(overrides=tiny_overrides + ["train.log_every=5", "train.checkpoint_every=10"],
+                       out=tmp_path / "r", progress=False)
+    assert reads == [5]  # read once, at the first step that writes something
+    assert not (tmp_path / "r" / "checkpoints" / "last.pt").exists()
+    assert _read_jsonl(tmp_path / "r" / "metrics.jsonl") == []
+
+
 def _read_jsonl(path: Path) -> list[dict]:
     import json
 

@@ -39,20 +39,69 @@ class Callback:
 
 
 class NaNGuard(Callback):
-    """Stop on a non-finite loss before anything is logged or checkpointed."""
+    """Stop on a non-finite loss before anything is logged or checkpointed.
+
+    Losses that are still tensors on the device are not read every step (a host sync per step
+    would stall the GPU): each step folds "the first non-finite step and its losses" into a
+    flag on the device, and the flag is read only at the steps where something is written or
+    evaluated (``writers``: log, evaluation, checkpoint, sample grid, the last step). So the run
+    stops before a bad record or checkpoint exists, naming the first bad step; the steps after
+    it until the check are wasted compute, nothing else. Python numbers are checked at once."""
+
+    def __init__(self, writers: list[Callback] | None = None):
+        self.writers = writers  # None: read every step
+        self.keys: list[str] | None = None
+        self.first_step: Any = None
+        self.first_values: Any = None
 
     def __call__(self, trainer: Trainer, stats: dict[str, Any]) -> None:
-        for key, value in stats.items():
-            if not key.startswith("loss"):
-                continue
-            number = float(value.item() if hasattr(value, "item") else value)
-            if not math.isfinite(number):
-                path = trainer.files.checkpoint_path
-                where = (f"the last good checkpoint is {path}; resume it with lower learning rates "
-                         f"(occamgan train --out {trainer.files.path} --resume --set train.lr_g=... "
-                         "--set train.lr_d=...)" if path.is_file() else
-                         "no checkpoint was written yet; lower the learning rates and start again")
-                raise TrainingError(f"{key} is {number} at step {trainer.step}; {where}")
+        import torch
+
+        losses = {k: v for k, v in stats.items() if k.startswith("loss")}
+        on_device = {k: v for k, v in losses.items() if isinstance(v, torch.Tensor) and v.numel() == 1}
+        for key, value in losses.items():
+            if key not in on_device and not math.isfinite(float(value)):
+                self._stop(trainer, key, float(value), trainer.step)
+        if on_device:
+            self._fold(on_device, trainer.step)
+        last = trainer.step == trainer.cfg.train.steps
+        stopping = getattr(trainer, "_signal", None) is not None  # a signal's checkpoint follows this step
+        if self.first_step is not None and (self.writers is None or last or stopping
+                                            or any(w.due(trainer.step, last) for w in self.writers)):
+            self.check(trainer)
+
+    def _fold(self, values: dict[str, Any], step: int) -> None:
+        import torch
+
+        if self.keys != list(values):  # a new set of losses: check what was pending first
+            self.keys, self.first_step, self.first_values = list(values), None, None
+        vector = torch.stack([v.detach().reshape(()).float() for v in values.values()])
+        if self.first_step is None:
+            self.first_step = torch.full((), -1, dtype=torch.long, device=vector.device)
+            self.first_values = torch.zeros_like(vector)
+        new = (~torch.isfinite(vector)).any() & (self.first_step < 0)
+        self.first_step = torch.where(new, torch.full_like(self.first_step, step), self.first_step)
+        self.first_values = torch.where(new, vector, self.first_values)
+
+    def check(self, trainer: Trainer) -> None:
+        """Read the flag (one host sync) and stop if some step since the start was non-finite."""
+        if self.first_step is None:
+            return
+        step = int(self.first_step.item())
+        if step < 0:
+            return
+        values = self.first_values.tolist()
+        key, value = next((k, v) for k, v in zip(self.keys or [], values) if not math.isfinite(v))
+        self._stop(trainer, key, value, step)
+
+    @staticmethod
+    def _stop(trainer: Trainer, key: str, number: float, step: int) -> None:
+        path = trainer.files.checkpoint_path
+        where = (f"the last good checkpoint is {path}; resume it with lower learning rates "
+                 f"(occamgan train --out {trainer.files.path} --resume --set train.lr_g=... "
+                 "--set train.lr_d=...)" if path.is_file() else
+                 "no checkpoint was written yet; lower the learning rates and start again")
+        raise TrainingError(f"{key} is {number} at step {step}; {where}")
 
 
 class EMAUpdate(Callback):
@@ -135,11 +184,20 @@ class ImageGrid(Callback):
 
 
 class ProgressBar(Callback):
+    """The bar advances every step; its losses (a host read of device values) are refreshed
+    at the log steps only."""
+
     def __init__(self, trainer: Trainer, enabled: bool | None):
         self.bar = Progress(trainer.cfg.train.steps, trainer.step, enabled)
+        self.show_every = trainer.cfg.train.log_every
 
     def __call__(self, trainer: Trainer, stats: dict[str, Any]) -> None:
-        self.bar.update(1, stats)
+        if self.bar.bar.disable:
+            return
+        if trainer.step % self.show_every == 0 or trainer.step == trainer.cfg.train.steps:
+            self.bar.update(1, stats)
+        else:
+            self.bar.bar.update(1)
 
     def close(self) -> None:
         self.bar.close()
@@ -152,14 +210,17 @@ def default_callbacks(trainer: Trainer, evaluate: Callable[[Any], dict[str, Any]
     nothing."""
     cfg = trainer.cfg
     if not distributed.is_main():
-        return [NaNGuard(), EMAUpdate(), Checkpoint(cfg.train.checkpoint_every)]
+        checkpoint = Checkpoint(cfg.train.checkpoint_every)
+        return [NaNGuard([checkpoint]), EMAUpdate(), checkpoint]
     log = Log(trainer, cfg.train.log_every, cfg.train.tensorboard)
-    callbacks: list[Callback] = [NaNGuard(), EMAUpdate(), log]
+    guard = NaNGuard()
+    callbacks: list[Callback] = [guard, EMAUpdate(), log]
     if evaluate is not None and cfg.eval.every:
         callbacks.append(Evaluate(cfg.eval.every, evaluate, log))
     callbacks.append(Checkpoint(cfg.train.checkpoint_every))
     if trainer.exp.data.kind == "image":
         callbacks.append(ImageGrid(cfg.train.checkpoint_every, eval_seed, cfg.eval.use_ema))
+    guard.writers = callbacks[2:]  # the guard reads its device flag before any of these runs
     callbacks.append(ProgressBar(trainer, progress))
     return callbacks
 
