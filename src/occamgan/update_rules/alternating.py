@@ -19,7 +19,7 @@ from ..game import Game
 from .base import UPDATE_RULES, NextBatch, UpdateRule
 from pydantic import Field
 
-from .optimizers import AdamParams, SAMParams, build_adam, build_lr_scheduler, descend
+from .optimizers import AdamParams, SAMParams, build_adam, build_lr_scheduler, descend, restore_player
 
 
 class AlternatingParams(AdamParams, SAMParams):
@@ -29,6 +29,7 @@ class AlternatingParams(AdamParams, SAMParams):
 
 class Alternating(UpdateRule):
     def __init__(self, game: Game, cfg: Any):
+        self.cfg = cfg
         self.n_critic = cfg.n_critic
         sam_g = cfg.sam_players in ("both", "g")
         sam_d = cfg.sam_players in ("both", "d")
@@ -87,11 +88,11 @@ class Alternating(UpdateRule):
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.opt_g.load_state_dict(state["opt_g"])
-        self.sched_g.load_state_dict(state["sched_g"])
+        restore_player(self.opt_g, self.sched_g, {"opt": state["opt_g"], "sched": state["sched_g"]}, self.cfg.lr_g,
+                       self.cfg)
         if self.opt_d is not None:
-            self.opt_d.load_state_dict(state["opt_d"])
-            self.sched_d.load_state_dict(state["sched_d"])
+            restore_player(self.opt_d, self.sched_d, {"opt": state["opt_d"], "sched": state["sched_d"]},
+                           self.cfg.lr_d, self.cfg)
 
 
 UPDATE_RULES.add("alternating", Alternating, params=AlternatingParams)

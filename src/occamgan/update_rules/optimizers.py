@@ -115,3 +115,18 @@ def descend(opt: Optimizer, loss_fn: Callable[[], Tensor]) -> Tensor:
         return loss
 
     return opt.step(closure).detach()
+
+
+def restore_player(opt: Optimizer, sched: LambdaLR, state: dict[str, Any], lr: float, cfg: Any) -> None:
+    """Load a player's optimiser and schedule state, then apply the *current* config's settings:
+    a resume that changes train.lr_g/lr_d, betas, adam_eps, the warm-up, the decay or the SAM
+    knobs runs with the new values (Adam's moment estimates and the step count carry over), so
+    the config.yaml of the run says what actually runs."""
+    opt.load_state_dict(state["opt"])
+    sched.load_state_dict(state["sched"])
+    factor = lr_schedule(cfg)(sched.last_epoch)  # LambdaLR keeps today's function, not the saved one
+    sched.base_lrs = [lr for _ in opt.param_groups]
+    for group in opt.param_groups:
+        group.update(initial_lr=lr, lr=lr * factor, betas=tuple(cfg.betas), eps=cfg.adam_eps)
+        if "rho" in group:  # (A)SAM's knobs live in the shared groups
+            group.update(rho=cfg.sam_rho, adaptive=cfg.sam_adaptive, eta=getattr(cfg, "sam_eta", 0.0))

@@ -11,11 +11,12 @@ from torch import Tensor
 from .. import distributed
 from ..game import Game
 from .base import UPDATE_RULES, NextBatch, UpdateRule
-from .optimizers import AdamParams, build_adam, build_lr_scheduler
+from .optimizers import AdamParams, build_adam, build_lr_scheduler, restore_player
 
 
 class Simultaneous(UpdateRule):
     def __init__(self, game: Game, cfg: Any):
+        self.cfg = cfg
         self.players = [("g", game.generator_parameters(), cfg.lr_g)]
         if game.has_discriminator:
             self.players.append(("d", game.discriminator_parameters(), cfg.lr_d))
@@ -46,9 +47,9 @@ class Simultaneous(UpdateRule):
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        for n in self.opts:
-            self.opts[n].load_state_dict(state[f"opt_{n}"])
-            self.scheds[n].load_state_dict(state[f"sched_{n}"])
+        for n, _, lr in self.players:
+            restore_player(self.opts[n], self.scheds[n], {"opt": state[f"opt_{n}"], "sched": state[f"sched_{n}"]}, lr,
+                           self.cfg)
 
 
 UPDATE_RULES.add("simultaneous", Simultaneous, params=AdamParams)
