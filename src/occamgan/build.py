@@ -111,6 +111,7 @@ def build_experiment(cfg: Config) -> Experiment:
     check_rule_fits(cfg, players.game)
     if distributed.is_distributed():
         _make_data_parallel(cfg, players.game, len(data))
+    _fast_paths(cfg, players.game, device)
     rule = UPDATE_RULES.get(cfg.train.update)(players.game, cfg.train)
     return Experiment(cfg, data, players.game, rule, players.ema, device, players.init_rng)
 
@@ -136,3 +137,13 @@ def _make_data_parallel(cfg: Config, game: Game, n_data: int) -> None:
         if cfg.train.sync_bn:
             distributed.convert_sync_batchnorm(net)
         distributed.decorrelate_dropout(net)
+
+
+def _fast_paths(cfg: Config, game: Game, device: torch.device) -> None:
+    """The speed switches of the train section that leave the results (up to rounding) as they are."""
+    if cfg.train.cudnn_benchmark and device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    if cfg.train.channels_last:
+        for net in (game.generator, game.discriminator):
+            if net is not None and any(p.dim() == 4 for p in net.parameters()):
+                net.to(memory_format=torch.channels_last)  # in place: optimisers keep their tensors

@@ -92,6 +92,12 @@ class TrainBase(Section):
     #: data-parallel runs (torchrun, --nproc): BatchNorm over the global batch (SyncBatchNorm);
     #: off, each rank normalises its own shard and rank 0's running statistics are saved
     sync_bn: bool = True
+    #: CUDA: let cuDNN pick the fastest convolution algorithms for the run's shapes (same results
+    #: up to float rounding; not bit-reproducible between runs)
+    cudnn_benchmark: bool = False
+    #: convolutional players (DCGAN) in channels-last memory format: faster convolutions on CUDA
+    #: tensor cores, the same results up to float rounding (also allowed on the CPU)
+    channels_last: bool = False
 
 
 class RegularizersBase(Section):

@@ -165,7 +165,10 @@ class StreamingBatchSampler:
                                 world=self.consumed.world)
         producer.load_state_dict(self.consumed.state_dict())
         order = iter(lambda: producer.next().tolist(), None)  # infinite
-        loader = torch.utils.data.DataLoader(self.dataset, batch_sampler=order, num_workers=self.num_workers)
+        # pinned host batches copy to a CUDA device asynchronously (non_blocking below)
+        pin = torch.device(self.device).type == "cuda"
+        loader = torch.utils.data.DataLoader(self.dataset, batch_sampler=order, num_workers=self.num_workers,
+                                             pin_memory=pin)
         return iter(loader)
 
     def next(self) -> Tensor:
@@ -175,7 +178,7 @@ class StreamingBatchSampler:
         index, batch = next(self._batches)
         if not torch.equal(index, expected):  # would mean a worker/ordering bug, never data-dependent
             raise RuntimeError("streaming sampler received batches out of order")
-        return batch.to(self.device)
+        return batch.to(self.device, non_blocking=True)
 
     def __iter__(self) -> Iterator[Tensor]:
         while True:
