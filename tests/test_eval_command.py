@@ -85,5 +85,7 @@ def test_unknown_features_is_a_one_line_error(run_dir, cache, monkeypatch):
     result = invoke(cache, monkeypatch, run_dir, "--features", "resnet", "--n", 8)
     assert result.exit_code == 2
     assert result.output.count("\n") == 1 and "unknown feature network 'resnet'" in result.output
-    result = invoke(cache, monkeypatch, run_dir, "--metrics", "fid,is", "--features", "lenet")
-    assert result.exit_code == 2 and "unknown image metric" in result.output
+    result = invoke(cache, monkeypatch, run_dir, "--metrics", "fid,iz", "--features", "lenet")
+    assert result.exit_code == 2 and "unknown image metric 'iz'" in result.output
+    result = invoke(cache, monkeypatch, run_dir, "--metrics", "is", "--n", 8)  # a metric whose network is absent
+    assert result.exit_code == 2 and result.output.count("\n") == 1 and "Inception logits network" in result.output

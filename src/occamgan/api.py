@@ -26,7 +26,7 @@ from . import distributed
 from .build import Experiment, build_experiment, resolve_device
 from .config import Config, build_config, load_config, prune_to_schema, read_config_tree
 from .errors import RunDirError
-from .evaluation import evaluate_metrics, evaluate_run, metric_selection, run_metrics, trained_context
+from .evaluation import evaluate_metrics, evaluate_run, metric_selection, preflight, run_metrics, trained_context
 from .model_evidence import bdmc, evidence, warn_if_degenerate
 from .runs import LoadedRun, as_loaded_run, load_run
 from .train.run_dir import RunDir
@@ -108,6 +108,7 @@ def train(config: ConfigLike = None, *, overrides: list[str] | None = None, out:
     exp = build_experiment(cfg)  # every config error surfaces before the directory is touched
     if distributed.is_main():
         warn_if_degenerate(cfg, math.prod(exp.data.sample_shape))
+    preflight(metric_selection(cfg, exp.data), cfg.eval, exp.data)  # before the directory exists
     trainer = Trainer(exp, run.path, evaluate=lambda e: evaluate_live(e), progress=progress)
     if resume:
         trainer.restore(run.checkpoint_path)  # verified before anything is written

@@ -48,6 +48,16 @@ def check_metric_names(names: Sequence[str]) -> None:
             raise ConfigError(str(exc)) from None
 
 
+def preflight(names: Sequence[str], params: Any, data: Any) -> None:
+    """What each metric needs, fetched or built now, before any training: the Inception file,
+    a domain classifier, ...; a missing one is a one-line error before the run directory exists."""
+    check_metric_names(names)
+    for name in dict.fromkeys(names):
+        metric = METRICS.get(name)
+        if metric.preflight is not None:
+            metric.preflight(params, data)
+
+
 def run_metrics(names: Sequence[str], ctx: EvalContext) -> dict[str, Any]:
     """Each named metric on ``ctx``; protocol records of one key (a feature network shared by
     several metrics) are merged."""

@@ -69,6 +69,9 @@ class DataSource:
     #: ``num_workers`` worker processes; ``data`` is then empty, of shape (0, *sample_shape)
     stream: Any = None
     num_workers: int = 0
+    #: the data section it was built from (to build its other splits: held-out data, a domain
+    #: classifier for its metrics); set by :func:`build_data`
+    config: Any = None
 
     @property
     def sample_shape(self) -> tuple[int, ...]:
@@ -194,4 +197,6 @@ class StreamingBatchSampler:
 
 def build_data(cfg: Any) -> DataSource:
     """Build the data set named by ``cfg.data.name`` (``cfg`` is the whole Config)."""
-    return DATASETS.get(cfg.data.name)(cfg.data)
+    source = DATASETS.get(cfg.data.name)(cfg.data)
+    source.config = cfg.data
+    return source

@@ -85,6 +85,9 @@ class Metric:
     #: data it is computed on by default (no need to list it in eval.metrics)
     applies_by_default: Callable[[Any], bool] | None = None
     description: str = ""
+    #: ``preflight(eval params, data)``: run before training starts, to fetch or build what the
+    #: metric needs or to stop with one line before the run directory exists
+    preflight: Callable[[Any, Any], None] | None = None
 
     def __call__(self, ctx: EvalContext) -> dict[str, Any]:
         return self.fn(ctx)

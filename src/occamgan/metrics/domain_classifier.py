@@ -30,6 +30,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from ..atomic import atomic_write
 
 FORMAT = "occamgan-domain-classifier/2"
 #: training images used to estimate the feature standardisation
@@ -129,6 +132,7 @@ def train_classifier(
     lr: float = 1e-3,
     seed: int = 0,
     device: torch.device | str | None = None,
+    progress: bool | None = False,
 ) -> TrainedClassifier:
     """Adam(lr) on cross-entropy for ``epochs`` passes over (images, labels) in [-1, 1]; returns
     the model (eval mode) with its accuracy on the test images."""
@@ -140,13 +144,17 @@ def train_classifier(
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(seed)
     start = time.perf_counter()
+    steps = epochs * -(-len(images) // batch_size)
+    bar = tqdm(total=steps, desc="domain classifier", unit="batch", disable=None if progress is None else not progress)
     for _ in range(epochs):
         for idx in torch.randperm(len(images), generator=gen).split(batch_size):
+            bar.update(1)
             x = fit_to_input(images[idx].to(device), spec.channels, spec.size)
             loss = F.cross_entropy(model(x), labels[idx].to(device).long())
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+    bar.close()
     model.eval()
     gen_std = torch.Generator().manual_seed(seed)
     model.standardize(images[torch.randperm(len(images), generator=gen_std)[:STANDARDIZE_SAMPLES]])
@@ -170,10 +178,7 @@ def save_classifier(trained: TrainedClassifier, path: str | os.PathLike, name: s
         "test_accuracy": trained.test_accuracy, "meta": trained.meta,
         "state_dict": {k: v.detach().cpu() for k, v in trained.model.state_dict().items()},
     }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda fh: torch.save(payload, fh))
 
 
 def load_classifier(path: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[DomainClassifier, dict[str, Any]]:

@@ -275,6 +275,7 @@ def train_domain_features(
     seed: int = 0,
     out: str | os.PathLike | None = None,
     overwrite: bool = False,
+    progress: bool | None = None,
 ) -> tuple[Path, TrainedClassifier]:
     """Train the domain classifier on the train split of a labelled image set, measure its
     accuracy on the test split, save it (default ``<cache>/features/<name>.pt``)."""
@@ -292,6 +293,7 @@ def train_domain_features(
             raise FeatureNetworkError(f"data set {data!r} has no class labels; a domain classifier needs them")
         splits[split] = source
     train, test = splits["train"], splits["test"]
-    trained = train_classifier(train.data, train.labels, test.data, test.labels, epochs=epochs, seed=seed)
+    trained = train_classifier(train.data, train.labels, test.data, test.labels, epochs=epochs, seed=seed,
+                               progress=progress)
     save_classifier(trained, path, name, data)
     return path, trained

@@ -17,6 +17,7 @@ network and the k-NN pass of precision/recall and density/coverage (the context'
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
@@ -29,8 +30,9 @@ from ..errors import ConfigError
 from ..params import Params
 from ..registry import UnknownNameError
 from .base import METRICS, EvalContext, Metric
-from .features import (DEFAULT_DOMAIN_CLASSIFIER, FEATURE_NETWORKS, classifier_path, extract_features,
-                       load_feature_extractor, unknown_network)
+from .features import (DEFAULT_DOMAIN_CLASSIFIER, FEATURE_NETWORKS, classifier_path, default_classifier_name,
+                       extract_features, find_inception, load_feature_extractor, train_domain_features,
+                       unknown_network)
 from .fid import FeatureStatistics, fid_with_diagnostics
 from .kid import KID_SUBSET_SIZE, KID_SUBSETS, kernel_inception_distance
 from .prdc import DC_K, PR_K, prdc
@@ -46,6 +48,9 @@ KINDS: dict[str, tuple[str, ...]] = {
 }
 #: images generated per sampler call (bounds memory: 2048 x 3 x 64 x 64 float32 = 100 MB)
 SAMPLE_CHUNK = 2048
+#: epochs of a domain classifier built on first use (MNIST: 98% test accuracy after one)
+FIRST_USE_EPOCHS = 1
+log = logging.getLogger("occamgan")
 
 
 class ImageMetricParams(Params):
@@ -91,6 +96,21 @@ class ImageMetric:
             values = {v: shared["prdc"][v] for v in KINDS[self.kind]}
         return {self.suffixed(k): float(v) for k, v in values.items()}
 
+    def features_for(self, data: Any) -> str:
+        """The feature network on ``data``: ``lenet`` means the domain classifier of the data set
+        (``lenet`` for MNIST, ``lenet_<data>`` for any other, e.g. Fashion-MNIST its own)."""
+        return default_classifier_name(data.name) if self.network == DEFAULT_DOMAIN_CLASSIFIER else self.network
+
+    def preflight(self, params: Any, data: Any) -> None:
+        """Before training: fetch or build what this metric needs (the Inception file, or the data
+        set's domain classifier, trained once and cached), or stop with one line saying why."""
+        if getattr(data, "kind", None) != "image":
+            raise ConfigError(f"metric {self.name!r} needs an image data set, not {data.name!r}")
+        if self.network == INCEPTION:
+            find_inception(params)
+        else:
+            ensure_domain_classifier(self.features_for(data), data)
+
     def __call__(self, ctx: EvalContext) -> dict[str, Any]:
         data = ctx.reference_data
         if data is None:
@@ -102,8 +122,10 @@ class ImageMetric:
         n_real = min(n_ref if n_ref is not None else n_fake, len(data))
         check_counts(self.kind, n_fake, n_real)
         batch = ctx.params.feature_batch_size
-        extractor = ctx.memo(("extractor", self.network),
-                             lambda: load_feature_extractor(self.network, ctx.params, ctx.device))
+        network = self.features_for(data)
+        if network != self.network:
+            ensure_domain_classifier(network, data)
+        extractor = ctx.memo(("extractor", network), lambda: load_feature_extractor(network, ctx.params, ctx.device))
         fake = ctx.memo(("features", self.network, n_fake),
                         lambda: extract_features(extractor, generated_batches(ctx, n_fake, batch)))
         ref = ctx.memo(("reference", self.network, n_real, id(data)),
@@ -131,7 +153,21 @@ def parse_metric(name: str) -> ImageMetric:
 
 
 def _as_registered(metric: ImageMetric) -> Metric:
-    return Metric(metric.name, metric, description=f"{metric.kind} on {metric.network} features")
+    return Metric(metric.name, metric, description=f"{metric.kind} on {metric.network} features",
+                  preflight=metric.preflight)
+
+
+def ensure_domain_classifier(name: str, data: Any) -> None:
+    """The domain classifier ``name`` of ``data`` (its default one), trained on first use on the
+    data set's train split (one epoch, with a progress bar) and cached; a no-op once cached."""
+    if classifier_path(name).is_file() or name in FEATURE_NETWORKS and name != DEFAULT_DOMAIN_CLASSIFIER:
+        return
+    if name != default_classifier_name(data.name):
+        raise unknown_network(name)
+    root = getattr(getattr(data, "config", None), "root", None)
+    log.warning(f"building the {data.name} domain classifier {name!r} for its image metrics (once; cached at "
+                f"{classifier_path(name)})")
+    train_domain_features(data.name, name, epochs=FIRST_USE_EPOCHS, root=root, progress=None)
 
 
 def _resolve(name: str) -> Metric | None:
