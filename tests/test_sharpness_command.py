@@ -60,6 +60,7 @@ def test_command_prints_and_records(mmd_run):
     (["--player", "x"], "--player must be"),
     (["-k", "100000"], "exceeds"),
     (["--reduce", "max"], "--reduce must be"),
+    (["--method", "largest"], "--method must be one of"),
 ])
 def test_user_errors_are_one_line(mmd_run, args, message):
     result = CliRunner().invoke(app, ["sharpness", str(mmd_run.run_dir), "--no-record", *args])
@@ -80,3 +81,55 @@ def test_reduce_over_batches(mmd_run):
                                       "--batches", "2", "--reduce", "hessian"])
     assert result.exit_code == 0, result.output
     assert float(result.output.split()[1]) == pytest.approx(mean_hessian["top_eigenvalue"], rel=1e-5)
+
+
+def test_the_authors_protocol_and_the_bottom_beside_ours(mmd_run):
+    """--method power_abs (largest |eigenvalue| by power iteration on one batch) and smallest
+    (bottom_eigenvalue), next to lanczos_top, each under its own key, through the metric's knobs."""
+    result = CliRunner().invoke(app, ["sharpness", str(mmd_run.run_dir), "--no-record", "-k", "1", "--batches", "1",
+                                      "--raw", "--method", "lanczos_top", "--method", "power_abs",
+                                      "--method", "smallest", "--power-iters", "2000", "--power-tol", "1e-7"])
+    assert result.exit_code == 0, result.output
+    lines = dict(line.split(None, 1) for line in result.output.strip().splitlines())
+    top, absolute, bottom = (float(lines[k]) for k in ("top_eigenvalue", "top_abs_eigenvalue", "bottom_eigenvalue"))
+    assert bottom <= top
+    # one batch: all three measure the same Hessian, whose largest magnitude is one of its ends
+    # (float32 Hessian-vector products: a relative tolerance of 1e-7 is about the floor)
+    assert float(lines["top_abs_converged"]) == 1.0 and float(lines["top_abs_iterations"]) < 2000
+    assert absolute == pytest.approx(top if abs(top) >= abs(bottom) else bottom, rel=1e-4)
+    same = evaluate_run(mmd_run.run_dir, ["sharpness"], use_ema=False, record=False,
+                        params={"sharpness_methods": ["power_abs"], "sharpness_power_iters": 2000,
+                                "sharpness_power_tol": 1e-7, "sharpness_batches": 1})
+    assert same["top_abs_eigenvalue"] == pytest.approx(absolute, rel=1e-5)
+    assert set(same) == {"top_abs_eigenvalue", "top_abs_converged", "top_abs_iterations", "protocol_sharpness"}
+    protocol = same["protocol_sharpness"]
+    assert protocol["power_abs"]["iters"] == 2000 and "first seeded batch" in protocol["power_abs"]["batch"]
+    # the authors' defaults: 20 products, relative tolerance 1e-4
+    default = evaluate_run(mmd_run.run_dir, ["sharpness"], use_ema=False, record=False,
+                           params={"sharpness_methods": ["power_abs"]})
+    assert default["top_abs_iterations"] <= 20
+    assert default["protocol_sharpness"]["power_abs"]["tol"] == 1e-4
+
+
+def test_power_iteration_on_the_exact_last_training_batch(mmd_run):
+    """A context that carries the run's last training batch (read from the checkpoint's sampler
+    state) measures exactly that batch."""
+    import torch
+
+    from occamgan.diagnostics.hessian import batch_eigenvalues, last_training_batch
+    from occamgan.evaluation import run_metrics, trained_context
+    from occamgan.metrics.sharpness import SHARPNESS_SEED_OFFSET
+    from occamgan.runs import load_run
+    from occamgan.train.checkpoint import load_checkpoint
+
+    run = load_run(mmd_run.run_dir)
+    state = load_checkpoint(run.files.checkpoint_path)["sampler"]
+    last = last_training_batch(run.data.data, state, run.config.train.batch_size)
+    ctx = trained_context(run, use_ema=False, params={"sharpness_methods": ["power_abs"]})
+    ctx.last_batch = last
+    got = run_metrics(["sharpness"], ctx)
+    seed = run.config.seed + SHARPNESS_SEED_OFFSET
+    expected = batch_eigenvalues(run.game, [last], "power_abs", seed=seed, generator=run.game.generator)
+    assert got["top_abs_eigenvalue"] == pytest.approx(expected[0], rel=1e-12)
+    assert got["protocol_sharpness"]["power_abs"]["batch"] == "the run's last training batch"
+    assert isinstance(last, torch.Tensor) and last.shape == (50, 2)
