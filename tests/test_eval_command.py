@@ -86,6 +86,6 @@ def test_unknown_features_is_a_one_line_error(run_dir, cache, monkeypatch):
     assert result.exit_code == 2
     assert result.output.count("\n") == 1 and "unknown feature network 'resnet'" in result.output
     result = invoke(cache, monkeypatch, run_dir, "--metrics", "fid,iz", "--features", "lenet")
-    assert result.exit_code == 2 and "unknown image metric 'iz'" in result.output
+    assert result.exit_code == 2 and "unknown image metric 'iz_lenet'" in result.output
     result = invoke(cache, monkeypatch, run_dir, "--metrics", "is", "--n", 8)  # a metric whose network is absent
     assert result.exit_code == 2 and result.output.count("\n") == 1 and "Inception logits network" in result.output
