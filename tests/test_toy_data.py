@@ -56,3 +56,27 @@ def test_mlp_shapes_and_separate_critic_size():
 
 def test_mlp_without_critic():
     assert MODELS.get("mlp")(config_section("model"), (2,), False).discriminator is None
+
+
+def test_gaussian_points_can_follow_the_run_seed():
+    """data.seed_from_run: each training seed draws its own 200 points (the authors' protocol),
+    once the section is resolved against the run seed; unresolved, it is an error, not a silently
+    fixed draw."""
+    from occamgan.config import build_config
+    from occamgan.data.toy import for_run
+    from occamgan.errors import ConfigError
+
+    cfg = build_config({"seed": 28347, "data": {"name": "gaussian", "seed_from_run": True, "seed": 0}})
+    resolved = for_run(cfg.data, cfg.seed)
+    assert resolved.seed == 28347 and not resolved.seed_from_run and cfg.data.seed == 0
+    drawn = DATASETS.get("gaussian")(resolved)
+    assert torch.equal(drawn.data, DATASETS.get("gaussian")(DataConfig(seed=28347)).data)
+    assert drawn.info["seed"] == 28347
+    other = DATASETS.get("gaussian")(for_run(cfg.data, 29835)).data
+    assert not torch.equal(drawn.data, other)
+    with pytest.raises(ConfigError, match="seed_from_run"):
+        DATASETS.get("gaussian")(cfg.data)
+    # off (the default): the section is used as it is, data.seed fixed across run seeds
+    fixed = build_config({"seed": 28347, "data": {"name": "gaussian", "seed": 5}})
+    assert for_run(fixed.data, fixed.seed) is fixed.data
+    assert torch.equal(DATASETS.get("gaussian")(fixed.data).data, DATASETS.get("gaussian")(DataConfig(seed=5)).data)
