@@ -276,6 +276,7 @@ def train_domain_features(
     out: str | os.PathLike | None = None,
     overwrite: bool = False,
     progress: bool | None = None,
+    max_train: int | None = None,
 ) -> tuple[Path, TrainedClassifier]:
     """Train the domain classifier on the train split of a labelled image set, measure its
     accuracy on the test split, save it (default ``<cache>/features/<name>.pt``)."""
@@ -293,7 +294,10 @@ def train_domain_features(
             raise FeatureNetworkError(f"data set {data!r} has no class labels; a domain classifier needs them")
         splits[split] = source
     train, test = splits["train"], splits["test"]
-    trained = train_classifier(train.data, train.labels, test.data, test.labels, epochs=epochs, seed=seed,
-                               progress=progress)
+    x, y = train.data, train.labels
+    if max_train is not None and max_train < len(x):  # a seeded subset (a quicker first-use build)
+        keep = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:max_train]
+        x, y = x[keep], y[keep]
+    trained = train_classifier(x, y, test.data, test.labels, epochs=epochs, seed=seed, progress=progress)
     save_classifier(trained, path, name, data)
     return path, trained
