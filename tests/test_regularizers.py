@@ -153,6 +153,129 @@ def test_grad_reg_without_graph_returns_the_plain_loss():
     assert a.item() == pytest.approx(b.item(), rel=1e-6)
 
 
+# ---------------------------------------------------------------- the authors' gradient regulariser
+def adam_step(game: Game, real, z, lr=1e-2, eps=1e-8) -> list[torch.Tensor]:
+    """The generator's parameters after one Adam step on its loss (the game is left unchanged)."""
+    params = [p.detach().clone().requires_grad_(True) for p in game.generator.parameters()]
+    originals = [p.detach().clone() for p in game.generator.parameters()]
+    with game.frozen_discriminator():
+        loss = game.generator_loss(real, game.generate(z))
+    grads = torch.autograd.grad(loss, list(game.generator.parameters()))
+    opt = torch.optim.Adam(params, lr=lr, betas=(0.5, 0.999), eps=eps)
+    for p, g in zip(params, grads):
+        p.grad = g
+    opt.step()
+    with torch.no_grad():
+        for p, o in zip(game.generator.parameters(), originals):
+            p.copy_(o)
+    return [p.detach() for p in params]
+
+
+def test_authors_grad_reg_is_a_constant_that_leaves_adams_update_unchanged():
+    """grad_reg_authors: the penalty built from .grad without a graph (the authors' code) has the
+    same value as the differentiable one but only doubles dL_G/dpsi: Adam's step is that of the
+    plain loss, while the correct penalty changes it."""
+    lam = 10.0
+    real, z = batch(dtype=torch.float64)
+    authors = tiny_game([GradientNormRegularizer(lam, authors=True)], dtype=torch.float64)
+    correct = tiny_game([GradientNormRegularizer(lam)], dtype=torch.float64)
+    plain = tiny_game([], dtype=torch.float64)
+    losses, grads = {}, {}
+    for name, game in (("authors", authors), ("correct", correct), ("plain", plain)):
+        with game.frozen_discriminator():
+            loss = game.generator_loss(real, game.generate(z))
+        losses[name] = loss.item()
+        grads[name] = torch.cat([g.flatten() for g in torch.autograd.grad(loss, list(game.generator.parameters()))])
+    # the logged value is L + lam ||dL/dpsi||^2 either way
+    assert losses["authors"] == pytest.approx(losses["correct"], rel=1e-12)
+    assert losses["authors"] == pytest.approx(penalised_loss(plain, real, z, lam).item(), rel=1e-12)
+    # the gradient is 2 dL/dpsi: the direction of the plain loss
+    torch.testing.assert_close(grads["authors"], 2 * grads["plain"], rtol=1e-12, atol=1e-14)
+    assert (grads["correct"] - grads["plain"]).norm() > 0.1 * grads["plain"].norm()
+    # so Adam, invariant to rescaling the gradient, takes the plain loss's step: exactly with
+    # eps = 0, and with its default eps = 1e-8 to within lr * eps / (2 |g|) per coordinate (the
+    # first step is lr g / (|g| + eps))
+    for a, b in zip(adam_step(authors, real, z, eps=0.0), adam_step(plain, real, z, eps=0.0)):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-15)
+    step_authors, step_plain, step_correct = adam_step(authors, real, z), adam_step(plain, real, z), adam_step(correct, real, z)
+    bound = (1e-2 * 1e-8 / (2 * grads["plain"].abs())).split([p.numel() for p in plain.generator.parameters()])
+    for a, b, c in zip(step_authors, step_plain, bound):
+        assert ((a - b).abs().flatten() <= 1.01 * c + 1e-15).all()
+    assert max((a - b).abs().max().item() for a, b in zip(step_correct, step_plain)) > 1e-4
+
+
+def test_grad_reg_authors_knob():
+    (reg,) = build_regularizers(config_section("regularizers", grad_reg=0.5, grad_reg_authors=True))
+    assert isinstance(reg, GradientNormRegularizer) and reg.authors and reg.weight == 0.5
+    (reg,) = build_regularizers(config_section("regularizers", grad_reg=0.5))
+    assert not reg.authors
+    # the switch alone turns nothing on
+    assert build_regularizers(config_section("regularizers", grad_reg_authors=True)) == []
+
+
+# ---------------------------------------------------------------- the authors' MMD sample gradient
+def mmd_game(regularizers=(), dtype=torch.float64, seed=0):
+    torch.manual_seed(seed)
+    g = nn.Sequential(nn.Linear(2, 3), nn.Tanh(), nn.Linear(3, 2)).to(dtype)
+    return Game(g, None, objective("mmd"), latent_dim=2, regularizers=list(regularizers))
+
+
+def sample_penalised(game: Game, real, z, lam: float) -> torch.Tensor:
+    """MMD^2(real, G(z)) + lam * mean_i ||d MMD^2 / d x~_i||_2, written out (with its graph)."""
+    fake = game.generate(z)
+    loss = game.objective.sample_loss(real, fake)
+    (grad,) = torch.autograd.grad(loss, [fake], create_graph=True)
+    return loss + lam * grad.norm(dim=1).mean()
+
+
+def test_sample_gradient_penalty_value_and_gradient():
+    from occamgan.regularizers.sample_gradient import SampleGradientPenalty
+
+    lam = 3.0
+    real, z = batch(dtype=torch.float64)
+    game = mmd_game([SampleGradientPenalty(lam)])
+    loss = game.generator_loss(real, game.generate(z))
+    expected = sample_penalised(game, real, z, lam)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-12)
+    params = list(game.generator.parameters())
+    got = torch.autograd.grad(loss, params)
+    want = torch.autograd.grad(expected, params)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    # it is differentiated (double backward): the update direction changes
+    plain = mmd_game([])
+    base = torch.autograd.grad(plain.generator_loss(real, plain.generate(z)), list(plain.generator.parameters()))
+    change = sum((a - b).pow(2).sum() for a, b in zip(got, base)).sqrt()
+    assert change > 0.05 * sum(b.pow(2).sum() for b in base).sqrt()
+
+
+def test_sample_gradient_penalty_in_training_paths():
+    from occamgan.regularizers import LikelihoodRelaxation
+    from occamgan.regularizers.sample_gradient import SampleGradientPenalty
+
+    real, z = batch(dtype=torch.float64)
+    reg = SampleGradientPenalty(2.0)
+    # with relaxation the gradient is taken at the noised samples (same values: additive noise)
+    torch.manual_seed(3)
+    game = mmd_game([reg, LikelihoodRelaxation(0.1)])
+    torch.manual_seed(4)
+    loss = game.generator_loss(real, game.generate(z))
+    assert torch.isfinite(loss) and loss.requires_grad
+    assert reg._fake is None  # the graph is not kept past its loss
+    # the Game's one-pass losses() (competitive rules) penalise L_G too
+    _, loss_g = mmd_game([reg]).losses(real, z)
+    assert loss_g.item() == pytest.approx(sample_penalised(mmd_game([]), real, z, 2.0).item(), rel=1e-12)
+    # a critic step's detached fakes and a loss without a graph are never penalised
+    critic_game = tiny_game([reg], dtype=torch.float64)
+    critic_game.discriminator_loss(real, critic_game.generate(z).detach())
+    assert reg._fake is None
+    with torch.no_grad():
+        assert reg.generator_penalty(critic_game.generator(z).sum(), critic_game.generator) is None
+    # and the knob builds it
+    built = build_regularizers(config_section("regularizers", grad_reg_samples=0.25))
+    assert [type(r).__name__ for r in built] == ["SampleGradientPenalty"] and built[0].weight == 0.25
+
+
 # ---------------------------------------------------------------- R1 / R2
 def linear_critic(w, b):
     return lambda x: x @ w + b
