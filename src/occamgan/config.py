@@ -76,6 +76,9 @@ class TrainBase(Section):
     #: EMA of the generator weights, used for sampling and evaluation
     ema_decay: float = Field(0.999, ge=0, lt=1)
     ema_start: int = Field(0, ge=0)
+    #: EMA of buffers (BatchNorm statistics): "average" them like the weights, or "copy" the live
+    #: generator's (the authors' EMA shadows parameters only); train/ema.py
+    ema_buffers: Literal["average", "copy"] = "average"
     #: steps between checkpoints (the last step is always saved)
     checkpoint_every: int = Field(1000, ge=1)
     log_every: int = Field(50, ge=1)
