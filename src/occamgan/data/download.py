@@ -9,18 +9,21 @@ after its checksum matched, so a broken transfer never leaves a file that looks 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
-import shutil
 import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+from tqdm.auto import tqdm
 
 from ..cache import cache_dir
 from ..errors import DataError
 
 #: seconds before a download attempt gives up (offline machines fail fast on DNS anyway)
 TIMEOUT = 30
+log = logging.getLogger("occamgan")
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,13 @@ def download(remote: RemoteFile, target_dir: Path) -> Path:
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(remote.url, timeout=TIMEOUT) as resp:
-            shutil.copyfileobj(resp, out)
+            size = int(resp.headers.get("Content-Length") or 0) or None
+            log.warning(f"downloading {remote.name}" + (f" ({size / 2**20:.1f} MiB)" if size else "") +
+                        f" from {remote.url} to {target_dir}")
+            with tqdm(total=size, unit="B", unit_scale=True, desc=remote.name, disable=None) as bar:
+                while chunk := resp.read(1 << 20):
+                    out.write(chunk)
+                    bar.update(len(chunk))
         verify(tmp, remote)
         tmp.replace(target)
     finally:
