@@ -50,7 +50,7 @@ MODES = {1: "L", 3: "RGB"}
 # ---------------------------------------------------------------------------------------- checks
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else type(exc).__name__
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def read_file(path: Path, what: str) -> bytes:

@@ -173,7 +173,7 @@ def _extract_cifar(archive: Path) -> Path:
             with tarfile.open(archive) as tar:
                 tar.extractall(tmp, filter="data")
         except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
-            text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise DataError(f"{archive}: corrupt or truncated archive ({text})") from None
         found = next((tmp / d for d in CIFAR10_DIRS if _cifar_layout(tmp / d)), None)
         if found is None:

@@ -249,5 +249,5 @@ def load(path: Path, encoding: str = "latin1") -> Any:
     # EOFError: truncated; the rest: garbage, or an admitted stand-in given bad arguments
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError,
             MemoryError, OverflowError, RecursionError, UnicodeError, zlib.error) as exc:
-        detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"{path}: not a readable data pickle, corrupt or truncated ({detail})") from None

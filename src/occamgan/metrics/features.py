@@ -25,6 +25,7 @@ The cache directory is ``$XDG_CACHE_HOME/occamgan`` (default ``~/.cache/occamgan
 from __future__ import annotations
 
 import os
+import pickle
 import tempfile
 import warnings
 import zipfile
@@ -226,8 +227,10 @@ def domain_classifier_extractor(name: str, device: torch.device | str = "cpu") -
         )
     try:
         model, info = load_classifier(path, device)
-    except (ValueError, RuntimeError, KeyError) as exc:
-        raise FeatureNetworkError(f"{path}: cannot load domain classifier ({exc})") from None
+    except (ValueError, RuntimeError, KeyError, IndexError, TypeError, AttributeError, EOFError, OSError,
+            pickle.UnpicklingError, zipfile.BadZipFile) as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise FeatureNetworkError(f"{path}: cannot load domain classifier ({detail})") from None
     spec = model.spec
 
     def preprocess(images: Tensor) -> Tensor:

@@ -246,7 +246,7 @@ def _softmax_layer_network(path: Path, device: torch.device, record: dict[str, A
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InceptionLogitsError(f"{path}: neither TorchScript nor a state dict readable with "
-                                   f"weights_only=True ({reason[:200]})") from None
+                                   f"weights_only=True ({reason})") from None
     if not isinstance(state, dict):
         raise InceptionLogitsError(f"{path}: expected a state dict of the softmax layer, got {type(state).__name__}")
     prefix = "fc." if "fc.weight" in state else ""

@@ -12,6 +12,8 @@ file and checked on load, so a stale or colliding file is recomputed, never used
 from __future__ import annotations
 
 import hashlib
+import zipfile
+import zlib
 import json
 import os
 from dataclasses import dataclass
@@ -96,12 +98,12 @@ def cache_path(key: dict[str, Any]) -> Path:
 
 def _load(path: Path, key: dict[str, Any]) -> Reference | None:
     try:
-        with np.load(path) as f:
+        with np.load(path, allow_pickle=False) as f:
             if json.loads(str(f["key"])) != json.loads(json.dumps(key)):
                 return None
             stats = GaussianStats(f["mean"], f["cov"], int(f["n"]))
             return Reference(torch.from_numpy(f["features"]), stats, key, cached=True)
-    except (OSError, ValueError, KeyError):  # unreadable or torn file: recompute
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error):  # unreadable or torn: recompute
         return None
 
 

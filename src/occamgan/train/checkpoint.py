@@ -10,6 +10,7 @@ directory. Loading: ``torch.load(weights_only=True)`` (tensors, dicts, lists, nu
 from __future__ import annotations
 
 import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +45,11 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as exc:
+    # torch.load of a file that is not a checkpoint raises anything from a zip error to a KeyError
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, KeyError, IndexError, TypeError,
+            AttributeError, zipfile.BadZipFile) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"checkpoint {str(path)!r} cannot be read: {first[:200]}") from None
+        raise CheckpointError(f"checkpoint {str(path)!r} cannot be read: {first}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT_VERSION:
         raise CheckpointError(f"checkpoint {str(path)!r} is not an occamgan checkpoint (format {FORMAT_VERSION})")
     return state
