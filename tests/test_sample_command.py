@@ -59,3 +59,24 @@ def test_refuses_non_empty_output_and_bad_format(run_dir, tmp_path):
     assert (tmp_path / "full" / "keep.txt").read_text() == "x"
     result = invoke(run_dir, "--out", tmp_path / "new", "--format", "jpg")
     assert result.exit_code == 2 and "png or npz" in result.output and not (tmp_path / "new").exists()
+
+
+def test_png_export_streams_in_batches_with_the_same_images(run_dir, tmp_path):
+    from occamgan.sample_files import export_samples
+
+    run = api.load_run(run_dir)
+    files = export_samples(run, 7, tmp_path / "streamed", "png", seed=4, batch=3)
+    assert [f.name for f in files] == [f"{i:06d}.png" for i in range(7)]
+    expected = to_uint8(api.sample(run, 7, seed=4))
+    for f, e in zip(files, expected):
+        with Image.open(f) as img:
+            assert np.array_equal(np.array(img), e[..., 0])
+
+
+def test_an_npz_beyond_memory_is_refused_before_writing(run_dir, tmp_path, monkeypatch):
+    from occamgan import sample_files
+
+    monkeypatch.setattr(sample_files, "available_memory", lambda: 1000)
+    result = invoke(run_dir, "--n", 64, "--out", tmp_path / "big", "--format", "npz")
+    assert result.exit_code == 2 and "would not fit" in result.output and "--format png" in result.output
+    assert not (tmp_path / "big").exists() or not any((tmp_path / "big").iterdir())

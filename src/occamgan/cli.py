@@ -62,8 +62,34 @@ def user_errors(fn: F) -> F:
 def main() -> None:
     from . import commands  # noqa: F401  (registers every command)
 
+    abort, click_error, no_args = _click_exceptions()
     try:
-        app()
-    except KeyboardInterrupt:
+        code = app(standalone_mode=False)
+    except no_args as exc:  # `occamgan` alone: the help, as asked
+        typer.echo(exc.ctx.get_help() if getattr(exc, "ctx", None) is not None else str(exc))
+        sys.exit(0)
+    except click_error as exc:  # a bad option or argument: one line, like every user error
+        command = exc.ctx.command_path if getattr(exc, "ctx", None) is not None else "occamgan"
+        typer.echo(f"error: {exc.format_message()} (see `{command} --help`)", err=True)
+        sys.exit(exc.exit_code)
+    except (abort, KeyboardInterrupt):
         typer.echo("interrupted", err=True)
         sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _click_exceptions() -> tuple[type, type, type]:
+    """(Abort, ClickException, NoArgsIsHelpError) of the click that typer runs on (typer >= 0.20
+    vendors it as typer._click)."""
+    try:
+        from typer._click.exceptions import ClickException, NoArgsIsHelpError
+
+        return typer.Abort, ClickException, NoArgsIsHelpError
+    except ImportError:
+        from click.exceptions import Abort, ClickException
+
+        try:
+            from click.exceptions import NoArgsIsHelpError
+        except ImportError:  # click < 8.2 prints the help itself
+            NoArgsIsHelpError = Abort
+    return Abort, ClickException, NoArgsIsHelpError

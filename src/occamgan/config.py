@@ -26,7 +26,7 @@ from pydantic import Field, ValidationError, create_model, model_validator
 
 from .data.base import DataConfig
 from .errors import ConfigError
-from .params import NoParams, Params
+from .params import MAX_SEED, NoParams, Params
 
 
 class Section(Params):
@@ -136,7 +136,7 @@ class Config(Section):
     """The whole configuration. Build one with :func:`build_config` / :func:`load_config` (the
     composed schema is a subclass of this class, so ``isinstance(cfg, Config)`` holds)."""
 
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     data: DataConfig = Field(default_factory=DataConfig)
 
     @model_validator(mode="before")

@@ -27,5 +27,10 @@ class Params(BaseModel):
         return value
 
 
+#: the largest seed accepted: torch seeds are 64-bit, and the streams derived from a seed add small
+#: offsets to it (batches +1, evaluation +2, held-out draws +7919, ...)
+MAX_SEED = 2**63 - 1
+
+
 class NoParams(Params):
     """A plug-in without knobs."""

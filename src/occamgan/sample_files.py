@@ -8,9 +8,10 @@ so the file is also readable by the ``npz`` data set.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
+import torch
 from torch import Tensor
 
 from .errors import OccamError
@@ -55,3 +56,43 @@ def write_samples(samples: Tensor, out: str | Path, fmt: SampleFormat = "png", o
     path = out / "samples.npz"
     np.savez_compressed(path, **arrays)
     return [path]
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux: MemAvailable), or None if unknown."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def export_samples(run: Any, n: int, out: str | Path, fmt: SampleFormat = "png", *, seed: int = 0,
+                   use_ema: bool = True, mc_dropout: bool = False, overwrite: bool = False,
+                   batch: int | None = None) -> list[Path]:
+    """Draw ``n`` samples of a loaded run and write them: image PNGs batch by batch (any n, bounded
+    memory); an ``.npz`` (or a toy scatter, which comes with one) holds them all at once, so it is
+    refused up front when it would not fit in memory."""
+    from .sampling import SAMPLE_BATCH, iter_samples
+
+    out = Path(out)
+    check_output(out, fmt, overwrite)
+    generator = run.generator_for(use_ema)
+    batch = batch or SAMPLE_BATCH
+    batches = iter_samples(generator, n, run.latent_dim, seed=seed, mc_dropout=mc_dropout, device=run.device,
+                           batch=batch)
+    first = next(batches)
+    if fmt == "png" and first.ndim == 4:
+        out.mkdir(parents=True, exist_ok=True)
+        files = save_images(first, out)
+        for i, images in enumerate(batches, 1):
+            files += save_images(images, out, start=i * batch)
+        return files
+    need = n * first[0].numel() * (4 + (1 if first.ndim == 4 else 0)) * 2  # the arrays and their compression
+    free = available_memory()
+    if free is not None and need > free:
+        raise OccamError(f"--n {n}: {need / 2**30:.1f} GiB of samples would not fit in the {free / 2**30:.1f} GiB of "
+                         "memory available; use --format png for images, or a smaller --n")
+    return write_samples(torch.cat([first, *batches]), out, fmt, overwrite=True)

@@ -12,6 +12,7 @@ so the caller's random stream and modes are left untouched.
 from __future__ import annotations
 
 import contextlib
+from typing import Iterator
 
 import torch
 from torch import Tensor, nn
@@ -29,24 +30,31 @@ def latents(n: int, latent_dim: int, seed: int, device: torch.device | str = "cp
     return torch.randn(n, latent_dim, generator=gen).to(device)
 
 
-@torch.no_grad()
 def sample_generator(generator: nn.Module, n: int, latent_dim: int, *, seed: int = 0, mc_dropout: bool = False,
                      device: torch.device | str | None = None, batch: int = SAMPLE_BATCH) -> Tensor:
     """``n`` samples (float32) of ``generator`` from latents seeded with ``seed``."""
+    return torch.cat(list(iter_samples(generator, n, latent_dim, seed=seed, mc_dropout=mc_dropout, device=device,
+                                       batch=batch)))
+
+
+def iter_samples(generator: nn.Module, n: int, latent_dim: int, *, seed: int = 0, mc_dropout: bool = False,
+                 device: torch.device | str | None = None, batch: int = SAMPLE_BATCH) -> Iterator[Tensor]:
+    """The samples of :func:`sample_generator` in batches of at most ``batch``, so any ``n`` can be
+    written out without holding all of them in memory. The latents are always drawn in blocks of
+    SAMPLE_BATCH (a seed's latents must not depend on how the output is cut), then split."""
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     device = torch.device(device) if device is not None else next(generator.parameters()).device
     gen = torch.Generator().manual_seed(seed)
     mode = mc_dropout_mode(generator) if mc_dropout else _eval_mode(generator)
     rng = torch.random.fork_rng(devices=[device] if device.type == "cuda" else []) if mc_dropout else contextlib.nullcontext()
-    out = []
-    with mode, rng:
+    with mode, rng, torch.no_grad():
         if mc_dropout:
             torch.manual_seed(seed)
-        for start in range(0, n, batch):
-            z = torch.randn(min(batch, n - start), latent_dim, generator=gen).to(device)
-            out.append(generator(z).float())
-    return torch.cat(out)
+        for start in range(0, n, SAMPLE_BATCH):
+            z = torch.randn(min(SAMPLE_BATCH, n - start), latent_dim, generator=gen).to(device)
+            for part in z.split(batch):
+                yield generator(part).float()
 
 
 @contextlib.contextmanager

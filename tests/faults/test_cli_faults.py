@@ -174,10 +174,20 @@ def test_fault_is_one_line_and_changes_nothing(case, world, tmp_path, monkeypatc
     assert snapshot(world) == before
 
 
-def test_a_real_process_prints_one_line_and_exits_2(world, tmp_path):
+@pytest.mark.parametrize("argv, culprit", [
+    (["sample", "{root}/run_textckpt", "--out", "{tmp}/s"], "last.pt"),
+    (["trian"], "trian"),  # the parser's own errors are one line too
+    (["train", "--bogus"], "--bogus"),
+    (["sample", "{root}/run", "--out", "{tmp}/s", "--seed", "-3"], "--seed"),
+    (["sample"], "run_dir"),
+    (["train", "--set", "seed=100000000000000000000000"], "seed"),
+])
+def test_a_real_process_prints_one_line_and_exits_2(world, tmp_path, argv, culprit):
     """The same contract through the installed entry point (a fresh interpreter, no test runner)."""
     env = {**os.environ, "HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / ".cache"), "OCCAMGAN_OFFLINE": "1"}
-    result = subprocess.run([sys.executable, "-m", "occamgan", "sample", str(world / "run_textckpt"), "--out",
-                             str(tmp_path / "s")], capture_output=True, text=True, env=env, timeout=300)
-    assert result.returncode == 2 and result.stdout == ""
-    assert len(result.stderr.strip().splitlines()) == 1 and "last.pt" in result.stderr
+    args = [a.replace("{root}", str(world)).replace("{tmp}", str(tmp_path)) for a in argv]
+    result = subprocess.run([sys.executable, "-m", "occamgan", *args], capture_output=True, text=True, env=env,
+                            timeout=300)
+    assert result.returncode == 2 and result.stdout == "", result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and culprit in lines[0] and "Traceback" not in result.stderr, result.stderr

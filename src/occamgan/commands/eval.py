@@ -20,7 +20,7 @@ def evaluate(
     ref_split: Optional[str] = typer.Option(None, "--ref-split", help="Reference split: train or test (default: the run's data.split)."),
     raw: bool = typer.Option(False, "--raw", help="Evaluate the raw generator instead of its EMA."),
     mc_dropout: bool = typer.Option(False, "--mc-dropout", help="Sample with dropout active (a fresh mask per sample)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the latent draws (default: the run's seed + 2, as during training)."),
+    seed: Optional[int] = typer.Option(None, "--seed", min=0, max=2**63 - 1, help="Seed of the latent draws (default: the run's seed + 2, as during training)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Images per feature-network batch."),
     record: bool = typer.Option(True, "--record/--no-record", help="Append to metrics.jsonl and merge into summary.json."),
 ) -> None:

@@ -26,7 +26,7 @@ def evidence(
     laplace: bool = typer.Option(False, "--laplace", help="Also the surrogate Laplace Occam factor over the generator's weights."),
     prior_precision: float = typer.Option(1.0, "--prior-precision", help="Laplace: precision of the Gaussian prior on the weights."),
     raw: bool = typer.Option(False, "--raw", help="Use the raw generator instead of its EMA."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the estimator's random numbers."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**63 - 1, help="Seed of the estimator's random numbers."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, help="Latents per generator pass (points x chains; default: all)."),
     record: bool = typer.Option(True, "--record/--no-record", help="Write the result into summary.json under evidence."),
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar over the annealing steps (default: when stderr is a terminal)."),

@@ -20,7 +20,7 @@ def train(
     name: Optional[str] = typer.Option(None, "--name", help="Network name (default: lenet for mnist, lenet_<data> otherwise); metrics on it are fid_<name>, kid_<name>, ..."),
     epochs: int = typer.Option(3, "--epochs", min=1, help="Passes over the training split."),
     root: Optional[str] = typer.Option(None, "--root", help="Data directory (default: $OCCAMGAN_DATA, then the cache directory)."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**63 - 1),
     out: Optional[Path] = typer.Option(None, "--out", help="File to write (default: <cache>/features/<name>.pt)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing file."),
 ) -> None:

@@ -16,17 +16,16 @@ def sample(
     out: Path = typer.Option(..., "--out", "-o", help="Folder for the samples (created; must be empty unless --overwrite)."),
     mc_dropout: bool = typer.Option(False, "--mc-dropout", help="Keep dropout active (a fresh mask per sample; BatchNorm frozen)."),
     fmt: str = typer.Option("png", "--format", help="png: one file per image; npz: samples.npz (float samples + uint8 images)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the latent draws."),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**63 - 1, help="Seed of the latent draws."),
     raw: bool = typer.Option(False, "--raw", help="Use the raw generator instead of its EMA."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Write into a non-empty --out folder."),
 ) -> None:
     """Sample N images (or points) from a run's EMA generator, in eval mode."""
     from ..api import load_run
-    from ..api import sample as draw
-    from ..sample_files import check_output, write_samples
+    from ..sample_files import check_output, export_samples
 
     check_output(out, fmt, overwrite)  # fail before loading the run and sampling
-    samples = draw(load_run(run_dir), n, seed=seed, use_ema=not raw, mc_dropout=mc_dropout)
-    files = write_samples(samples, out, fmt, overwrite=True)
+    files = export_samples(load_run(run_dir), n, out, fmt, seed=seed, use_ema=not raw, mc_dropout=mc_dropout,
+                           overwrite=overwrite)
     names = ", ".join(f.name for f in files[:3]) + (f", ... ({len(files)} files)" if len(files) > 3 else "")
     typer.echo(f"wrote {n} samples to {out}: {names}")
