@@ -78,8 +78,43 @@ def build_game(cfg: Config, sample_shape: tuple[int, ...], device: torch.device)
     return game.to(device)
 
 
+#: bytes per parameter while training: weights, gradient, two Adam moments and the EMA copy (float32)
+TRAINING_BYTES_PER_PARAMETER = 5 * 4
+
+
+def check_model_fits(cfg: Config, sample_shape: tuple[int, ...], device: torch.device) -> int:
+    """Count the networks' parameters without allocating them (on the meta device) and refuse,
+    in one line, a model whose weights and optimiser state alone exceed the memory available."""
+    try:
+        with torch.device("meta"):
+            models = build_models(cfg, sample_shape, OBJECTIVES.get(cfg.objective.name)(cfg.objective).has_discriminator)
+    except (RuntimeError, NotImplementedError, TypeError):  # a model that cannot be built on meta: not checked
+        return 0
+    count = sum(p.numel() for m in (models.generator, models.discriminator) if m is not None for p in m.parameters())
+    need, free = count * TRAINING_BYTES_PER_PARAMETER, available_bytes(device)
+    if free is not None and need > free:
+        raise ConfigError(f"config section model: the generator and critic have {count:,} parameters; training them "
+                          f"needs at least {need / 2**30:.1f} GiB, more than the {free / 2**30:.1f} GiB available on "
+                          f"{device}; make the model smaller")
+    return count
+
+
+def available_bytes(device: torch.device) -> int | None:
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
 def build_players(cfg: Config, sample_shape: tuple[int, ...], device: torch.device) -> Players:
     """Game and EMA with parameters initialised from ``cfg.seed``; the caller's RNG is untouched."""
+    check_model_fits(cfg, sample_shape, device)
     cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
     with torch.random.fork_rng(devices=cuda):
         torch.manual_seed(cfg.seed)

@@ -59,14 +59,10 @@ def write_samples(samples: Tensor, out: str | Path, fmt: SampleFormat = "png", o
 
 
 def available_memory() -> int | None:
-    """Bytes of memory available to a new allocation (Linux: MemAvailable), or None if unknown."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
+    """Bytes of host memory available to a new allocation (Linux: MemAvailable), or None."""
+    from .build import available_bytes
+
+    return available_bytes(torch.device("cpu"))
 
 
 def export_samples(run: Any, n: int, out: str | Path, fmt: SampleFormat = "png", *, seed: int = 0,

@@ -138,6 +138,9 @@ CASES = [
     ("divergences existing file", ["divergences", "--out", f"{R}/file.txt"], "file.txt"),
     ("divergences unknown name", ["divergences", "--name", "klx"], "klx"),
     ("features train unlabelled", ["features", "train", "--data", "ring8", "--out", f"{R}/f.pt"], "ring8"),
+    ("model too large for memory", ["train", "--set", "model.width=200000", "--out", f"{R}/huge"], "parameters"),
+    ("huge seed", ["train", "--set", "seed=100000000000000000000000"], "seed"),
+    ("negative data seed", ["train", "--set", "data.seed=-1"], "data.seed"),
 ]
 
 
