@@ -26,9 +26,9 @@ from occamgan.divergences import (
 
 MU, SD = 1.3, 0.7
 P, Q = st.norm(0.0, 1.0), st.norm(MU, SD)
-D_NS_REFERENCE = 0.4757232724  # methods.md section 5
+D_NS_REFERENCE = 0.4757232724  # docs/methods.md section 5
 
-# divergence: (f''(1), a0, ainf, behaviour); methods.md section 5 table
+# divergence: (f''(1), a0, ainf, behaviour); docs/methods.md section 5 table
 TABLE = {
     "kl": (1.0, 1, 1, "mode-covering"),
     "reverse_kl": (1.0, 2, 2, "mode-seeking"),

@@ -1,6 +1,6 @@
 """Evidence estimators of the relaxed generator model (bayes/likelihood, importance, hmc, ais,
 bdmc, evidence, sigma_fit) against closed forms: probabilistic PCA for a linear generator and 1-D
-quadrature for a nonlinear one (methods.md section 9).
+quadrature for a nonlinear one (docs/methods.md section 9).
 
 Settings: T = 500 geometric steps, L = 5, K = 128 chains, target acceptance 0.9. With P <= 5
 latents the default target 0.65 pushes the step size to the leapfrog's stability limit, where

@@ -33,7 +33,7 @@ def inception_available() -> bool:
 
 needs_inception = pytest.mark.skipif(
     not inception_available(),
-    reason="FID Inception file not present (see `occamgan features list`; methods.md section 8 says how to get it)",
+    reason="FID Inception file not present (see `occamgan features list`; docs/methods.md section 8 says how to get it)",
 )
 
 

@@ -63,7 +63,7 @@ def test_numeric_alias_matches_the_author_formula(loss_id):
 
 
 def test_alias_classes_follow_the_methods_table():
-    # methods.md section 6: E(d) 1/5/9/13/17, E(d)_lab 2/6/10/14/18, d(E) 3/7/11/15/19, d(E)_lab 4/8/12/16/20
+    # docs/methods.md section 6: E(d) 1/5/9/13/17, E(d)_lab 2/6/10/14/18, d(E) 3/7/11/15/19, d(E)_lab 4/8/12/16/20
     classes = {("mean_of_distances", "real"): [1, 5, 9, 13, 17], ("mean_of_distances", "label"): [2, 6, 10, 14, 18],
                ("distance_of_means", "real"): [3, 7, 11, 15, 19], ("distance_of_means", "label"): [4, 8, 12, 16, 20]}
     distances = [("l2", "sigmoid"), ("l1", "sigmoid"), ("pseudo_huber", "sigmoid"), ("l2", "log"), ("l1", "log")]

@@ -1,5 +1,5 @@
 """Laplace / MDL evidence over weights (bayes/laplace.py) and log det estimators
-(diagnostics/logdet.py), against closed forms (methods.md section 9)."""
+(diagnostics/logdet.py), against closed forms (docs/methods.md section 9)."""
 import math
 
 import numpy as np

@@ -72,7 +72,7 @@ class Scale(nn.Module):
 
 
 def bilinear(args: argparse.Namespace) -> None:
-    """f = a x y, x minimises, y maximises, eta 0.2 from (0.5, 0.5) (CGD paper; methods.md section 7)."""
+    """f = a x y, x minimises, y maximises, eta 0.2 from (0.5, 0.5) (CGD paper; docs/methods.md section 7)."""
     eta, a, steps = 0.2, 1.0, args.steps or 100
     zeros = lambda: torch.zeros(1, 1, dtype=torch.float64)  # noqa: E731
     traj = {}

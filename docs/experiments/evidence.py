@@ -11,7 +11,7 @@ Everything runs with one torch thread (the machine is shared) and goes to sweeps
 (git-ignored). Finished pieces are skipped on a rerun (a run with summary.json, a score file),
 so each command can be resumed after an interruption.
 
-Evidence settings. AIS with HMC from ``occamgan.model_evidence`` (methods.md section 9), with the
+Evidence settings. AIS with HMC from ``occamgan.model_evidence`` (docs/methods.md section 9), with the
 estimator author's recommendation for small latents (P <= 5): the geometric schedule and target
 acceptance 0.9 (a pilot on the pPCA data, P = 3, T = 200, K = 8: mean log-weight variance 3.0
 against 15 for sigmoid / 0.65, and 0.2 instead of 0.5 nats below the exact value). MNIST (P = 100)

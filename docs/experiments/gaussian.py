@@ -24,9 +24,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-#: the authors' seed list (all_gans.py SEEDS; methods.md section 2); the first five are used
+#: the authors' seed list (all_gans.py SEEDS; docs/methods.md section 2); the first five are used
 PAPER_SEEDS = (29835, 28347, 192377, 30498, 123817, 16548, 8937, 1827481, 87832, 26564, 65525)
-#: the authors' --mlp_depth {0, 1} = occamgan model.depth {0, 2} (methods.md section 2)
+#: the authors' --mlp_depth {0, 1} = occamgan model.depth {0, 2} (docs/methods.md section 2)
 DEPTHS = (0, 2)
 LATENTS = (1, 2, 3, 5)
 SHARPNESS = ("top_eigenvalue", "top_abs_eigenvalue", "bottom_eigenvalue")

@@ -28,7 +28,7 @@ OUT = ROOT / "sweeps" / "mnist"
 MNIST = os.environ.get("OCCAMGAN_DATA", str(ROOT.parent / "shared" / "data" / "mnist"))
 SEEDS = [29835, 28347, 192377, 30498, 123817]  # the paper's first seeds
 
-#: strategy -> config overrides on top of the base setup (methods.md section 3)
+#: strategy -> config overrides on top of the base setup (docs/methods.md section 3)
 STRATEGIES: dict[str, dict] = {
     "baseline": {},
     "relaxation": {"regularizers": {"sigma": 0.1}},

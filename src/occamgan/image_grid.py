@@ -4,7 +4,7 @@ The pixel map is u = round(255 (x + 1) / 2), clamped to 0..255: x = -1 -> 0, x =
 (127.5 rounded half to even gives 128), x = 1 -> 255. It is the exact inverse of the data scaling
 x = u / 127.5 - 1 (:func:`occamgan.data.image_files.to_model_range`), so a real image written
 here comes back byte for byte. The paper's code saved tanh outputs without this rescaling, so
-every negative pixel was clipped to black (methods.md section 4); generated and reference images
+every negative pixel was clipped to black (docs/methods.md section 4); generated and reference images
 must go through the same map before any metric that reads PNGs.
 """
 from __future__ import annotations

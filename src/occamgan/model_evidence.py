@@ -74,7 +74,7 @@ def evidence(source: Any, x: Tensor, *, sigma: float, method: str = "ais", chain
              device: torch.device | str | None = None, progress: Any = None, use_ema: bool = True,
              **estimator: Any) -> EvidenceResult:
     """log p(x | psi) per point of ``x`` under the relaxed model N(x | G(z), sigma^2 I), z ~ N(0, I)
-    (Filippone & Linhard 2025; methods.md sections 1 and 9), by AIS with HMC (``method="ais"``,
+    (Filippone & Linhard 2025; docs/methods.md sections 1 and 9), by AIS with HMC (``method="ais"``,
     Wu et al. 2017) or prior importance sampling (``"is"``). ``source``: a run directory, a loaded
     run (its EMA generator unless ``use_ema=False``) or a module mapping z (n, P) to samples
     (then ``latent_dim=P``). Further keywords (``schedule``, ``target_acceptance``, ...) go to

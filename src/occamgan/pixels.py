@@ -3,7 +3,7 @@ to 0..255 (x = -1 -> 0, x = 0 -> 128 since 127.5 rounds half to even, x = 1 -> 2
 inverse x = u / 127.5 - 1. Image files are read through the inverse, PNGs written through the
 map, and feature networks see generated images through the map too, so real and generated images
 reach every metric the same way (the paper's code saved tanh outputs without this rescaling:
-methods.md section 4)."""
+docs/methods.md section 4)."""
 from __future__ import annotations
 
 import numpy as np

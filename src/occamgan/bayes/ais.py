@@ -1,6 +1,6 @@
 """Annealed importance sampling of the evidence (Neal 2001, "Annealed importance sampling",
 Sec. 2-3; for decoder-based generative models Wu, Burda, Salakhutdinov & Grosse 2017, Sec. 3;
-methods.md section 9).
+docs/methods.md section 9).
 
 Intermediate targets along the geometric path from the prior to the posterior,
 

@@ -1,6 +1,6 @@
 """Bidirectional Monte Carlo: sandwiching the evidence on simulated data (Grosse, Ghahramani &
 Adams 2015, "Sandwiching the marginal likelihood using bidirectional Monte Carlo", Sec. 3-4;
-applied to decoders by Wu et al. 2017, Sec. 4; methods.md section 9).
+applied to decoders by Wu et al. 2017, Sec. 4; docs/methods.md section 9).
 
 Simulate exact pairs from the model, z* ~ N(0, I_P) and x ~ N(G(z*), sigma^2 I). Then z* is an
 exact sample of the posterior p(z | x), which is what reverse AIS must start from:

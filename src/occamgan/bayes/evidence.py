@@ -1,6 +1,6 @@
 """The evidence of a generator: log p(x | psi) of held-out data under the relaxed model, and its
 BDMC sandwich on simulated data (Filippone & Linhard 2025, Sec. "Likelihood relaxation" and the
-model-selection view; methods.md sections 1 and 9).
+model-selection view; docs/methods.md sections 1 and 9).
 
     log p(x | psi) = log int N(x | G(z; psi), sigma^2 I_D) N(z | 0, I_P) dz
 

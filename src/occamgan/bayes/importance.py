@@ -1,4 +1,4 @@
-"""Importance sampling of the evidence with the prior as proposal (methods.md section 9).
+"""Importance sampling of the evidence with the prior as proposal (docs/methods.md section 9).
 
     p(x) = E_{z ~ N(0, I)} N(x | G(z), sigma^2 I)  ~  (1/K) sum_k N(x | G(z_k), sigma^2 I),
 

@@ -1,7 +1,7 @@
 """The Laplace (MDL) evidence of a model over its weights psi, and the GAN surrogate of it
 (MacKay 1992, "A practical Bayesian framework for backpropagation networks", Sec. 4, eq. 10;
 Bishop 2006, Sec. 4.4.1 and eq. 3.86; Filippone & Linhard 2025, the flat-minimum argument of
-Sec. "Flat minima"; methods.md sections 3 and 9).
+Sec. "Flat minima"; docs/methods.md sections 3 and 9).
 
 With a Gaussian prior psi ~ N(0, alpha^-1 I_k) and psi* a mode of the posterior, a second-order
 expansion of the log posterior around psi* gives

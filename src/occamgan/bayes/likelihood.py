@@ -1,5 +1,5 @@
 """The relaxed likelihood of a generator and its log joint in the latent z (Filippone & Linhard
-2025, Sec. "Likelihood relaxation"; methods.md sections 1 and 9).
+2025, Sec. "Likelihood relaxation"; docs/methods.md sections 1 and 9).
 
 The model replaces the generator's Dirac likelihood x = G(z; psi) by a Gaussian of width sigma,
 
@@ -86,7 +86,7 @@ def decode(generator: nn.Module, z: Tensor) -> Tensor:
 
 def log_likelihood(generator: nn.Module, z: Tensor, x: Tensor, sigma: float) -> Tensor:
     """log N(x_i | G(z_ik), sigma^2 I) for latents ``z`` (n, K, P) and points ``x`` (n, ...):
-    an (n, K) float64 tensor, one batched forward without a graph (methods.md section 9)."""
+    an (n, K) float64 tensor, one batched forward without a graph (docs/methods.md section 9)."""
     _check_shapes(z, x)
     xf = flatten_points(x).unsqueeze(1)
     with torch.no_grad(), evaluation_mode(generator):

@@ -1,5 +1,5 @@
 """MC dropout (Gal & Ghahramani 2016, "Dropout as a Bayesian approximation", Sec. 3), as used in
-GANs by Filippone & Linhard (2025, Sec. "Approximate inference"; methods.md section 3).
+GANs by Filippone & Linhard (2025, Sec. "Approximate inference"; docs/methods.md section 3).
 
 Dropout layers (rate ``model.dropout``) stay stochastic when sampling, so that the generator
 weights are integrated over the approximate posterior that dropout defines: at sampling time the

@@ -1,5 +1,5 @@
 """Choosing the relaxation width sigma by held-out evidence (Filippone & Linhard 2025, Sec.
-"Likelihood relaxation"; methods.md sections 1 and 9).
+"Likelihood relaxation"; docs/methods.md sections 1 and 9).
 
 sigma is a hyperparameter of the relaxed model N(x | G(z), sigma^2 I): too small and the model
 puts no mass off the generator's P-dimensional manifold, too large and it blurs everything. We

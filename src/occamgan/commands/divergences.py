@@ -43,6 +43,6 @@ def divergences(
     console = Console(width=max(Console().width, 150))
     console.print(table)
     console.print("tail exponents: minus the log-log slope of f'' at u = e^-16 and e^16 (a reconstruction of "
-                  "Shannon et al. 2020's tail weight; methods.md section 5)")
+                  "Shannon et al. 2020's tail weight; docs/methods.md section 5)")
     if out is not None:
         console.print(f"plot: {out}")

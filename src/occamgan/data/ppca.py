@@ -1,4 +1,4 @@
-"""Synthetic probabilistic-PCA data (Tipping & Bishop 1999; methods.md section 9): the exact test
+"""Synthetic probabilistic-PCA data (Tipping & Bishop 1999; docs/methods.md section 9): the exact test
 case of the evidence, where the true latent dimension is known.
 
     x = W0 z + ppca_noise * eps,    z ~ N(0, I_r),  eps ~ N(0, I_D),    r = ppca_rank, D = ppca_dim

@@ -1,7 +1,7 @@
 """Toy 2-D data sets, each a fixed, seeded training set held in memory.
 
 - ``gaussian``: 200 points from N(0, I_2), the paper's Gaussian experiment (Filippone & Linhard
-  2025, Sec. 6.1; methods.md section 4). Drawn with ``data.seed``: fixed across training seeds by
+  2025, Sec. 6.1; docs/methods.md section 4). Drawn with ``data.seed``: fixed across training seeds by
   default; the authors' code draws them after seeding each run, so each seed has its own 200
   points: ``data.seed_from_run: true`` asks for that (data.seed = the run's ``seed``);
 - ``ring8``: a mixture of 8 Gaussians on a circle of radius ``data.radius``;

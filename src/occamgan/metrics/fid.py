@@ -3,7 +3,7 @@
     FID = ||mu_1 - mu_2||^2 + Tr(S_1 + S_2 - 2 (S_1 S_2)^{1/2})
 
 (Heusel et al. 2017, "GANs Trained by a Two Time-Scale Update Rule Converge to a Local Nash
-Equilibrium", eq. 6; methods.md section 8). The statistics are accumulated in float64 with a
+Equilibrium", eq. 6; docs/methods.md section 8). The statistics are accumulated in float64 with a
 pairwise (Chan et al.) update, so that millions of features give the same mean and covariance as
 one pass over all of them. The matrix square root follows the reference implementations
 (pytorch-fid, torch-fidelity): ``scipy.linalg.sqrtm`` of S_1 S_2; if the result is not finite, both

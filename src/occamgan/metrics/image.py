@@ -2,7 +2,7 @@
 
 Metric names are ``<kind>`` for the FID Inception network and ``<kind>_<network>`` for any other
 feature network (e.g. ``fid_lenet``), so a number on domain features is never called plain FID
-(methods.md section 8). Kinds and the values they produce (suffixed the same way):
+(docs/methods.md section 8). Kinds and the values they produce (suffixed the same way):
 
 - ``fid``: ``fid`` -- Fréchet distance of the Gaussian fits (:mod:`.fid`);
 - ``kid``: ``kid``, ``kid_std`` -- unbiased polynomial-kernel MMD^2 over subsets (:mod:`.kid`);

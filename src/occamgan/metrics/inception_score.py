@@ -1,5 +1,5 @@
 """Inception Score (Salimans et al. 2016, "Improved Techniques for Training GANs", Sec. 4;
-methods.md section 10):
+docs/methods.md section 10):
 
     IS = exp(E_x KL(p(y | x) || p(y))),   p(y) = E_x p(y | x),
 

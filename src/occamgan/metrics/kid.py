@@ -6,7 +6,7 @@ Unbiased estimator on a subset of m fakes X and m reals Y:
     MMD^2_u = sum_{i != j} k(x_i, x_j) / (m (m - 1)) + sum_{i != j} k(y_i, y_j) / (m (m - 1))
               - 2 sum_{i, j} k(x_i, y_j) / m^2
 KID is the mean of MMD^2_u over ``n_subsets`` random subsets of size ``subset_size`` drawn without
-replacement within each subset (100 x 1000 by default, as torch-fidelity and methods.md section 8);
+replacement within each subset (100 x 1000 by default, as torch-fidelity and docs/methods.md section 8);
 the standard deviation over subsets is reported next to it. Being unbiased, KID can be negative
 when the two distributions are equal.
 """

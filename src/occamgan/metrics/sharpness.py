@@ -1,6 +1,6 @@
 """The sharpness score of a trained generator: Hessian eigenvalues of L_G (and optionally L_D) at
 the evaluated generator (:func:`occamgan.diagnostics.hessian.sharpness`; Filippone & Linhard 2025,
-Sec. "Flat minima"; methods.md sections 3-4).
+Sec. "Flat minima"; docs/methods.md sections 3-4).
 
 ``eval.sharpness_methods`` chooses what is measured, each under its own key:
 

@@ -1,4 +1,4 @@
-"""Scores for toy data with known answers (methods.md section 4; issue "toy metrics").
+"""Scores for toy data with known answers (docs/methods.md section 4; issue "toy metrics").
 
 - ``chi2_score``: the paper's score for samples of N(0, I_2) (Filippone & Linhard 2025, Sec. 6.1,
   from the authors' code): s = ||x||^2 ~ chi^2_2, histogram over its deciles (edges F^-1(0, 0.1,

@@ -1,7 +1,7 @@
 """DCGAN generator and critic at 2^k pixels (32, 64, 128, ...), as in the paper's code.
 
 Radford, Metz & Chintala 2016 ("Unsupervised representation learning with deep convolutional
-GANs"), in the form used by Filippone & Linhard's code (methods.md section 2). With
+GANs"), in the form used by Filippone & Linhard's code (docs/methods.md section 2). With
 L = log2(size) - 2 hidden blocks:
 
 - generator: z (latent_dim) -> ConvT(4, 1, 0) to (ngf 2^(L-1)) x 4 x 4, then L - 1 blocks

@@ -1,6 +1,6 @@
 """Weight initialisation of the DCGAN family (Radford, Metz & Chintala 2016, Sec. 4: "All weights
 were initialized from a zero-centered Normal distribution with standard deviation 0.02"; the
-paper's code, methods.md section 2): convolution weights ~ N(0, 0.02), BatchNorm (and GroupNorm) scales
+paper's code, docs/methods.md section 2): convolution weights ~ N(0, 0.02), BatchNorm (and GroupNorm) scales
 ~ N(1, 0.02), every bias 0.
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""MLP generator and critic for toy data (methods.md section 2, "Toy MLPs").
+"""MLP generator and critic for toy data (docs/methods.md section 2, "Toy MLPs").
 
 ``depth`` counts hidden layers; depth 0 makes the network one linear map (the paper's linear
 generator in the Gaussian experiment). Dropout (rate ``model.dropout``) follows every hidden

@@ -1,4 +1,4 @@
-"""Classic GAN objectives on critic logits d (methods.md section 2).
+"""Classic GAN objectives on critic logits d (docs/methods.md section 2).
 
 - minimax (Goodfellow et al. 2014, Eq. 1): L_D = E softplus(-d_r) + E softplus(d_f),
   L_G = -E softplus(d_f) (saturating; the game is zero-sum);

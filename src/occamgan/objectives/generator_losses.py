@@ -26,7 +26,7 @@ sqrt(a^2 + 1) - 1} applied in a space s(d) in {raw d, sigmoid(d), log sigmoid(d)
   d(E)_lab  g(mean s(d_f) - s(y^))          (distance of means, label)
 
 with s(y^) = y^ in raw and sigmoid space and log y^ in log space. The author's numeric ids 1-20
-(methods.md section 6) are registered as aliases "1".."20": id = 1 + class + 4 * distance with
+(docs/methods.md section 6) are registered as aliases "1".."20": id = 1 + class + 4 * distance with
 classes in the order above and distances L2, L1, Huber (ids 1-12) and log L2, log L1 (13-20).
 The author's critic ends in a sigmoid (trained with BCE), so her ids 1-12 act on probabilities
 D = sigmoid(d) and ids 13-20 on log D = log sigmoid(d): with our logit critics the aliases 1-12

@@ -1,4 +1,4 @@
-"""MMD-GAN without a critic: the kernel acts on raw (flattened) samples (methods.md section 2;
+"""MMD-GAN without a critic: the kernel acts on raw (flattened) samples (docs/methods.md section 2;
 Li et al. 2015 "Generative moment matching networks", Eq. 3; Dziugaite et al. 2015).
 
   MMD^2_b = mean K(x, x') + mean K(y, y') - 2 mean K(x, y),  K(a, b) = sum_l exp(-lambda_l ||a - b||^2)

@@ -1,4 +1,4 @@
-"""Relativistic objectives on critic logits d (methods.md section 2): the critic estimates how much
+"""Relativistic objectives on critic logits d (docs/methods.md section 2): the critic estimates how much
 more real a real sample looks than a fake one, not the absolute probability that it is real.
 
 Jolicoeur-Martineau 2019, "The relativistic discriminator: a key element missing from standard
@@ -15,7 +15,7 @@ GAN" (arXiv:1807.00734), with d_r = D(x), d_f = D(G(z)) and m_r, m_f their batch
   L_D = E relu(1 - (d_r - m_f)) + E relu(1 + (d_f - m_r)),
   L_G = E relu(1 - (d_f - m_r)) + E relu(1 + (d_r - m_f)).
 
-RaLSGAN and RaHinge follow the paper's equations (methods.md section 2); the author's code halves
+RaLSGAN and RaHinge follow the paper's equations (docs/methods.md section 2); the author's code halves
 both losses, a constant factor that Adam ignores (it matters only relative to a penalty weight).
 
 - ``rpgan`` (RpGAN of R3GAN: Huang, Gokaslan, Kuleshov & Tompkin 2025, "The GAN is dead; long live

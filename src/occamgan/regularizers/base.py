@@ -1,5 +1,5 @@
 """The regulariser interface and registry (Filippone & Linhard 2025, Sec. "Regularization";
-methods.md section 3).
+docs/methods.md section 3).
 
 A regulariser plugs into the Game through up to three hooks:
 

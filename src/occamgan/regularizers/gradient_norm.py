@@ -2,7 +2,7 @@
 regularization"): L_G + lambda * sum_psi ||dL_G/dpsi||^2, a flat-minimum (Occam) penalty.
 
 ``regularizers.grad_reg_authors: true`` reproduces the construction of the authors' code instead
-(methods.md section 3): there the penalty is summed from ``param.grad`` after a first
+(docs/methods.md section 3): there the penalty is summed from ``param.grad`` after a first
 ``backward(retain_graph=True)``, so it carries no graph and is a constant; the caller's second
 backward then adds dL_G/dpsi to the ``.grad`` already there. The update therefore sees
 2 dL_G/dpsi instead of dL_G/dpsi + lambda d||dL_G/dpsi||^2/dpsi: the same direction as without

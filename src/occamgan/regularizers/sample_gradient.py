@@ -1,5 +1,5 @@
 """The sample-gradient regulariser of the authors' MMD-GAN code (Filippone & Linhard 2025, code
-``objective_mmd_gan.py``; methods.md section 3): L_G + lambda * mean_i ||dL_G/dx~_i||_2, the
+``objective_mmd_gan.py``; docs/methods.md section 3): L_G + lambda * mean_i ||dL_G/dx~_i||_2, the
 Euclidean norm (not squared, whatever the code's variable name says) of the gradient of the
 generator loss w.r.t. each generated sample x~_i, averaged over the batch. It is the gradient
 regularisation of their MMD objective, which has no critic; here it applies to any objective.

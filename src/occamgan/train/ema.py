@@ -1,5 +1,5 @@
 """Exponential moving average of the generator weights (and buffers), started at a given step;
-the EMA generator is used for sampling and evaluation (methods.md section 2; Yazici et al. 2019,
+the EMA generator is used for sampling and evaluation (docs/methods.md section 2; Yazici et al. 2019,
 "The unusual effectiveness of averaging in GAN training").
 
 Built on ``torch.optim.swa_utils.AveragedModel`` with ``get_ema_multi_avg_fn``:

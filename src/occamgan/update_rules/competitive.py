@@ -19,7 +19,7 @@ and symmetrically for y. The other player's step then follows from (1) with one 
 - Zero-sum (``cgd``, ``acgd``): one value V = -L_D, which the generator minimises and the
   critic maximises (so f = V, h = -V and Q = -P^T); this requires ``game.zero_sum`` (then
   grad_G V = grad_G L_G). The matrix of (2) becomes I + S_x D_xy E_y D_yx S_x: symmetric
-  positive definite, solved by conjugate gradients. With E = eta I this is methods.md section 7:
+  positive definite, solved by conjugate gradients. With E = eta I this is docs/methods.md section 7:
   dx = -eta (I + eta^2 D_xy D_yx)^-1 (grad_x V + eta D_xy grad_y V).
 - General sum (``gacgd``): each player its own loss; (2) is not symmetric: restarted GMRES.
 - Step sizes: ``cgd`` uses E_x = lr_g, E_y = lr_d. ``acgd`` and ``gacgd`` use the RMSProp scaling

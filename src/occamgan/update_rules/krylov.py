@@ -11,7 +11,7 @@ copy per product), so these are written out; they are short textbook algorithms:
 - GMRES(m): Saad & Schultz (1986); Saad (2003), Ch. 6 (Arnoldi with modified Gram-Schmidt,
   Givens rotations, restarts). For general A (the general-sum system). A small
   restart length m bounds the memory to m + 1 vectors (an unbounded Krylov basis exhausted 90 GB
-  on a 150k-parameter MLP in the reference implementation; methods.md section 7).
+  on a 150k-parameter MLP in the reference implementation; docs/methods.md section 7).
 
 A non-finite value anywhere (right-hand side, warm start, product, step length) raises
 :class:`~occamgan.errors.TrainingError` at once: the solvers never loop on NaN.

@@ -7,7 +7,7 @@ For a loss f(x, y) of the players' parameters x and y, first take the gradient w
 
 is one more backward pass (Pearlmutter 1994, "Fast exact multiplication by the Hessian"; as used
 for CGD by Schäfer & Anandkumar 2019). Only the mixed blocks are ever needed: CGD drops
-D_xx and D_yy (methods.md section 7).
+D_xx and D_yy (docs/methods.md section 7).
 
 Parameters a loss does not reach, and gradient entries that are constants (a WGAN critic's last
 bias has gradient mean(1) - mean(1) = 0 with no graph behind it), contribute zeros: outputs

@@ -60,7 +60,7 @@ def build_adam(params: Iterable[torch.nn.Parameter], lr: float, cfg: Any, sam: b
 
 class LRSchedule:
     """The lr factor per generator step: a linear warm-up from ``start`` to 1 over ``steps`` steps
-    (the paper's code warms up from 0.01x over its first epochs; methods.md section 2), then an
+    (the paper's code warms up from 0.01x over its first epochs; docs/methods.md section 2), then an
     optional decay from 1 to ``end`` at ``total`` steps:
 
         linear:  f(t) = 1 - (1 - end) u,                 u = (t - steps) / (total - steps)

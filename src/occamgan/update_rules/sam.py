@@ -2,7 +2,7 @@
 Aware Minimization for Efficiently Improving Generalization", Alg. 1) and adaptive SAM (Kwon et
 al. 2021, "ASAM", Eq. 6-7 with T_w = |w| + eta; eta = 0 by default), as used for both GAN players
 by Filippone & Linhard (2025, Sec. "Flat minima"; the paper's code uses adaptive=True and eta = 0;
-methods.md section 3).
+docs/methods.md section 3).
 
 One step, with g(psi) the gradient of the closure's loss:
 
