@@ -31,3 +31,11 @@ def test_image_metric_functions_are_public():
     assert occamgan.evaluate_metrics is evaluation.evaluate_metrics
     assert occamgan.evaluate_run is evaluation.evaluate_run
     assert {"evaluate_metrics", "evaluate_run"} <= set(occamgan.__all__)
+
+
+def test_a_run_without_scores_says_how_to_get_them(capsys):
+    summary = {"step": 10, "generator": "ema", "eval_samples": 64, "steps_per_second": 3.0, "plot": "samples.png",
+               "metrics": {}}
+    print_summary(summary, Path("runs/img"))
+    out = capsys.readouterr().out
+    assert "no scores" in out and "eval.metrics" in out and "occamgan eval runs/img" in out

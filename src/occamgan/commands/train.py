@@ -75,14 +75,19 @@ def print_summary(summary: dict, run_dir: Path) -> None:
     console = Console()
     # the title as its own line: a table title wraps at the (narrow) table's width
     console.print(f"scores at step {summary['step']} ({summary['generator']} generator, {summary['eval_samples']} samples)")
-    table = Table()
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for key, value in summary["metrics"].items():
-        if key.startswith("protocol_") or isinstance(value, dict):  # how a score was measured, not a score
-            continue
-        table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
-    console.print(table)
+    scores = {k: v for k, v in summary["metrics"].items()
+              if not k.startswith("protocol_") and not isinstance(v, dict)}  # how a score was measured: no score
+    if scores:
+        table = Table()
+        table.add_column("metric")
+        table.add_column("value", justify="right")
+        for key, value in scores.items():
+            table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
+        console.print(table)
+    else:
+        console.print(f"no scores: image runs are scored by the metrics they list, e.g. "
+                      f"--set 'eval.metrics=[fid_lenet,kid_lenet]', or afterwards with "
+                      f"`occamgan eval {run_dir} --metrics fid,kid --features lenet`")
     console.print(f"{summary['steps_per_second']:.1f} steps/s")
     console.print(f"plot: {summary['plot']}")
     console.print(f"run:  {run_dir}")
