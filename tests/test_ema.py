@@ -95,8 +95,6 @@ def test_the_train_knob():
     assert build_config({"train": {"ema_buffers": "copy"}}).train.ema_buffers == "copy"
 
 
-@pytest.mark.xfail(reason="build.py must pass buffers=cfg.train.ema_buffers to GeneratorEMA; remove this mark then",
-                   strict=False)
 def test_the_builder_passes_the_knob():
     from occamgan.build import build_experiment
     from occamgan.config import build_config

@@ -18,7 +18,7 @@ from occamgan.plugins import GENERATOR_LOSSES, OBJECTIVES, REGULARIZERS, UPDATE_
 TINY = {"data": {"name": "ring8", "n_samples": 64}, "model": {"depth": 1, "width": 8},
         "eval": {"n_samples": 32}}
 #: a value that switches each regulariser on
-SWITCH_ON = {"sigma": 0.1, "grad_reg": 0.1, "r1": 1.0, "r2": 1.0}
+SWITCH_ON = {"sigma": 0.1, "grad_reg": 0.1, "grad_reg_authors": False, "grad_reg_samples": 0.1, "r1": 1.0, "r2": 1.0}
 #: knobs that keep a step cheap (competitive solves) where a rule has them
 CHEAP = {"cg_max_iter": 5, "gmres_restart": 5}
 

@@ -119,7 +119,7 @@ def build_players(cfg: Config, sample_shape: tuple[int, ...], device: torch.devi
     with torch.random.fork_rng(devices=cuda):
         torch.manual_seed(cfg.seed)
         game = build_game(cfg, sample_shape, device)
-        ema = GeneratorEMA(game.generator, cfg.train.ema_decay, cfg.train.ema_start)
+        ema = GeneratorEMA(game.generator, cfg.train.ema_decay, cfg.train.ema_start, buffers=cfg.train.ema_buffers)
         after_init = rng_state()
     return Players(game, ema, after_init)
 

@@ -195,8 +195,17 @@ class StreamingBatchSampler:
         self._batches = None  # the workers restart from the loaded position
 
 
+def for_run(section: Any, run_seed: int) -> Any:
+    """The data section a run's data set is built from: with ``seed_from_run`` its ``seed`` is
+    the run's seed (and the flag is cleared, the request being met); otherwise unchanged."""
+    if not getattr(section, "seed_from_run", False):
+        return section
+    return section.model_copy(update={"seed": int(run_seed), "seed_from_run": False})
+
+
 def build_data(cfg: Any) -> DataSource:
     """Build the data set named by ``cfg.data.name`` (``cfg`` is the whole Config)."""
-    source = DATASETS.get(cfg.data.name)(cfg.data)
-    source.config = cfg.data
+    section = for_run(cfg.data, cfg.seed)
+    source = DATASETS.get(cfg.data.name)(section)
+    source.config = section
     return source

@@ -17,7 +17,7 @@ import torch
 
 from ..errors import ConfigError
 from ..params import Params
-from .base import DATASETS, DataSource
+from .base import DATASETS, DataSource, for_run  # noqa: F401  (for_run: re-exported)
 
 GAUSSIAN_POINTS = 200
 
@@ -34,14 +34,6 @@ class GaussianParams(Params):
     #: training seed has its own data set (the authors' protocol). The builder resolves it by
     #: handing the factory the data section with seed = the run seed (see for_run)
     seed_from_run: bool = False
-
-
-def for_run(section: Any, run_seed: int) -> Any:
-    """The data section a run's data set is built from: with ``seed_from_run`` its ``seed`` is
-    the run's seed (and the flag is cleared, the request being met); otherwise unchanged."""
-    if not getattr(section, "seed_from_run", False):
-        return section
-    return section.model_copy(update={"seed": int(run_seed), "seed_from_run": False})
 
 
 @DATASETS.register("gaussian", params=GaussianParams)

@@ -21,6 +21,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import logging
+import warnings
+
 import numpy as np
 import scipy.linalg
 import torch
@@ -94,16 +97,24 @@ class GaussianStats:
         return FeatureStatistics().update(torch.as_tensor(np.asarray(features))).gaussian()
 
 
+log = logging.getLogger("occamgan")
+
+
 def sqrtm_product(cov1: np.ndarray, cov2: np.ndarray, eps: float = SQRTM_EPS) -> tuple[float, float]:
     """``(Tr Re (S_1 S_2)^{1/2}, imaginary ratio)`` with scipy's Schur-method sqrtm (eps-offset
     retry if not finite). The ratio is max_ij |Im R_ij| / |Tr Re R| of the root R: the size of what
     the real part drops, relative to the term it enters (0 for a real root; inf when the trace is
     0 and some imaginary part is not; nan when the root is not finite)."""
-    root = scipy.linalg.sqrtm(cov1 @ cov2)
-    if not np.isfinite(root).all():
-        # singular products (e.g. fewer samples than dimensions) can make the Schur root blow up
-        offset = np.eye(cov1.shape[0]) * eps
-        root = scipy.linalg.sqrtm((cov1 + offset) @ (cov2 + offset))
+    with warnings.catch_warnings(record=True) as caught:  # scipy's multi-line warning -> one line of ours
+        warnings.simplefilter("always", scipy.linalg.LinAlgWarning)
+        root = scipy.linalg.sqrtm(cov1 @ cov2)
+        if not np.isfinite(root).all():
+            # singular products (e.g. fewer samples than dimensions) can make the Schur root blow up
+            offset = np.eye(cov1.shape[0]) * eps
+            root = scipy.linalg.sqrtm((cov1 + offset) @ (cov2 + offset))
+    if any(issubclass(w.category, scipy.linalg.LinAlgWarning) for w in caught):
+        log.warning(f"FID: the covariance product ({cov1.shape[0]} features) is singular, as with fewer images than "
+                    "feature dimensions; its square root may be inaccurate (see fid_sqrtm_imag_ratio in the protocol)")
     trace = float(np.real(np.trace(root)))
     imag = float(np.max(np.abs(np.imag(root)))) if np.iscomplexobj(root) and root.size else 0.0
     if not (np.isfinite(trace) and np.isfinite(imag)):
