@@ -199,7 +199,7 @@ def evidence_of_run(run_dir: Any, *, split: str = "test", n: int = 200, method: 
     if fitted is not None and record:
         from .bayes.sigma_fit import plot_sigma_curve
 
-        report["sigma_plot"] = str(plot_sigma_curve(fitted.curve, files.path / "evidence_sigma.png", best=sigma))
+        report["sigma_plot"] = str(plot_sigma_curve(fitted.curve, files.sigma_curve_path, best=sigma))
     if record:
         with files.lock():
             summary = files.read_summary() or {"step": run.step}

@@ -12,6 +12,7 @@ Layout of a run directory ``RUN``::
     RUN/samples.png          the final samples (scatter for toy data, grid for images)
     RUN/samples/step_NNNNNNN.png   image runs: a grid of fixed latents at every checkpoint
     RUN/report.html          the self-contained HTML report
+    RUN/evidence_sigma.png   the evidence against sigma (occamgan evidence --fit-sigma)
 
 Results computed after training (``occamgan eval``, ``sharpness``, ``evidence``) go through
 :meth:`RunDir.record_results`: merged into the record of their step in metrics.jsonl (or appended
@@ -38,6 +39,7 @@ CHECKPOINT_FILE = "last.pt"
 SAMPLES_PLOT = "samples.png"
 SAMPLES_DIR = "samples"
 REPORT_FILE = "report.html"
+SIGMA_CURVE_FILE = "evidence_sigma.png"
 MARKER_FILE = ".occamgan-run"
 LOCK_FILE = ".lock"
 
@@ -99,6 +101,11 @@ class RunDir:
     @property
     def report_path(self) -> Path:
         return self.path / REPORT_FILE
+
+    @property
+    def sigma_curve_path(self) -> Path:
+        """The held-out evidence against sigma, written by ``occamgan evidence --fit-sigma``."""
+        return self.path / SIGMA_CURVE_FILE
 
     @property
     def marker_path(self) -> Path:
