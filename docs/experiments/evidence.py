@@ -283,7 +283,8 @@ GAUSS = OUT / "gaussian"
 def gaussian(args: argparse.Namespace) -> None:
     """The paper's sweep (configs/gaussian.yaml, 2 depths x 4 latent dims x 5 seeds) with the
     evidence metric (sigma fitted on the validation draw), then exact/BDMC checks per run."""
-    settings = [f"eval.evidence_n={args.n}", f"eval.evidence_chains={args.chains}", f"eval.evidence_steps={args.ais_steps}",
+    settings = [f"eval.evidence_n={args.n}", f"eval.evidence_chains={args.chains}",
+                f"eval.evidence_steps={args.ais_steps}",
                 "eval.evidence_leapfrog=5", f"eval.evidence_schedule={SMALL_AIS['schedule']}",
                 f"eval.evidence_target_acceptance={SMALL_AIS['target_acceptance']}", "eval.metrics=[evidence]"]
     cmd = ["occamgan", "sweep", "--config", str(ROOT / "configs" / "gaussian.yaml"), "--grid", "model.depth=0,1",
@@ -292,7 +293,8 @@ def gaussian(args: argparse.Namespace) -> None:
         cmd += ["--set", s]
     print(" ".join(cmd), flush=True)
     subprocess.run(cmd, check=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
-    subprocess.run(["occamgan", "select", str(GAUSS), "--no-plots"], check=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    subprocess.run(["occamgan", "select", str(GAUSS), "--no-plots"], check=True,
+                   env=dict(os.environ, OMP_NUM_THREADS="1"))
 
 
 def gaussian_checks(args: argparse.Namespace) -> None:
@@ -360,7 +362,8 @@ def gaussian_large_test(args: argparse.Namespace) -> None:
                "points": res.log_px.tolist(), "diagnostics": res.diagnostics, "protocol": res.protocol}
         if run.config.model.depth == 0:
             w, b = linear_map(run)
-            out["exact"] = float(gaussian_log_density(x, b, w @ w.T + sigma ** 2 * torch.eye(2, dtype=torch.float64)).mean())
+            cov = w @ w.T + sigma ** 2 * torch.eye(2, dtype=torch.float64)
+            out["exact"] = float(gaussian_log_density(x, b, cov).mean())
         out["cpu_s"] = time.process_time() - t
         write_json(path, out)
         print(f"{run_dir.name}: AIS {res.mean:.4f} ± {res.stderr:.4f} exact {out.get('exact', float('nan')):.4f} "
@@ -393,7 +396,8 @@ def gaussian_report() -> str:
                        f"{mean_sd([f(r, 'evidence_sigma') for r in group])} | "
                        f"{mean_sd([c.get('exact_at_fit', math.nan) for c in ch])} | "
                        f"{mean_sd([c.get('bdmc_gap', math.nan) for c in ch])} | "
-                       f"{mean_sd([f(r, 'chi2_score') for r in group])} | {mean_sd([f(r, 'top_eigenvalue') for r in group])} | "
+                       f"{mean_sd([f(r, 'chi2_score') for r in group])} | "
+                       f"{mean_sd([f(r, 'top_eigenvalue') for r in group])} | "
                        + ", ".join(f"{f(r, 'evidence'):.3f}" for r in group) + " |")
     out.append("")
     # the claim: every P >= 2 above P = 1, per depth and seed; the same for chi2 (lower is better)
@@ -456,16 +460,18 @@ def gaussian_report() -> str:
 
 # ==================================================================== c. MNIST, DCGAN-32 on CPU
 MNIST = OUT / "mnist"
-#: (label, objective, stages in generator steps): each stage resumes a copy of the previous one
-LADDERS = [("wgan_div", "wgan_div", [100, 200, 400]), ("rgan", "rgan", [200, 400])]
+#: (label, objective, stages in generator steps, extra config): each stage resumes a copy of the
+#: previous one; wgan_div_relax is the likelihood-relaxation strategy of mnist.md (sigma 0.1)
+LADDERS = [("wgan_div", "wgan_div", [100, 200, 400, 600], {}), ("rgan", "rgan", [200, 400], {}),
+           ("wgan_div_relax", "wgan_div", [400], {"regularizers": {"sigma": 0.1}})]
 OBJECTIVE_SETUP = {"rgan": (1, 2e-4, "batch"), "wgan_div": (5, 1e-3, "none")}  # as docs/experiments/mnist.py
 
 
-def mnist_config(objective: str, steps: int) -> dict:
+def mnist_config(objective: str, steps: int, extra: dict | None = None) -> dict:
     """docs/experiments/mnist.md's CPU setup (DCGAN-32, ngf = ndf = 16, latent 100, batch 64,
-    Adam(0.5, 0.999), constant lr after a 24-step warm-up), baseline strategy."""
+    Adam(0.5, 0.999), constant lr after a 24-step warm-up), baseline strategy unless ``extra``."""
     n_critic, lr, d_norm = OBJECTIVE_SETUP[objective]
-    return {
+    return {**(extra or {}),
         "seed": SEED,
         "data": {"name": "mnist", "root": MNIST_ROOT, "image_size": 32, "channels": 1},
         "model": {"name": "dcgan", "latent_dim": 100, "ngf": 16, "ndf": 16, "d_norm": d_norm},
@@ -481,7 +487,7 @@ def mnist_train() -> list[Path]:
     from occamgan import api
 
     dirs = []
-    for label, objective, stages in LADDERS:
+    for label, objective, stages, extra in LADDERS:
         previous = None
         for steps in stages:
             run_dir = MNIST / f"{label}_{steps}"
@@ -490,9 +496,9 @@ def mnist_train() -> list[Path]:
                 if previous is not None:  # continue a copy of the previous stage
                     shutil.rmtree(run_dir, ignore_errors=True)
                     shutil.copytree(previous, run_dir)
-                    api.train(mnist_config(objective, steps), out=run_dir, resume=True, progress=False)
+                    api.train(mnist_config(objective, steps, extra), out=run_dir, resume=True, progress=False)
                 else:
-                    api.train(mnist_config(objective, steps), out=run_dir, overwrite=True, progress=False)
+                    api.train(mnist_config(objective, steps, extra), out=run_dir, overwrite=True, progress=False)
                 write_json(run_dir.parent / f"{run_dir.name}.train.json", {"cpu_s": time.process_time() - t})
             previous = run_dir
             dirs.append(run_dir)
@@ -540,11 +546,37 @@ def mnist(args: argparse.Namespace) -> None:
               flush=True)
 
 
+def mnist_long(args: argparse.Namespace) -> None:
+    """AIS on the same test images and BDMC with more intermediate distributions, at the sigma
+    the score fitted: how far the T of the main table is from convergence."""
+    threads()
+    from occamgan.model_evidence import bdmc, evidence, held_out_data
+    from occamgan.runs import load_run
+
+    for name in args.runs:
+        path = MNIST / f"{name}.long{args.ais_steps}.json"
+        if path.is_file():
+            continue
+        score = json.loads((MNIST / f"{name}.score.json").read_text())
+        run = load_run(MNIST / name)
+        x_test = held_out_data(run.config, "test", score["n_test"], kind="image")
+        t = time.process_time()
+        res = evidence(run, x_test, sigma=score["sigma_fit"], use_ema=False, chains=score["protocol"]["chains"],
+                       steps=args.ais_steps, leapfrog=5, seed=1)
+        bounds = bdmc(run, score["bdmc_n"], sigma=score["sigma_fit"], use_ema=False,
+                      chains=score["protocol"]["chains"], steps=args.ais_steps, leapfrog=5, seed=2)
+        out = {"run": name, "steps": args.ais_steps, "ais": res.mean, "ais_stderr": res.stderr,
+               "ais_points": res.log_px.tolist(), "bdmc_lower": bounds.lower_mean, "bdmc_upper": bounds.upper_mean,
+               "bdmc_gap": bounds.gap_mean, "diagnostics": res.diagnostics, "cpu_s": time.process_time() - t}
+        write_json(path, out)
+        print(json.dumps({k: v for k, v in out.items() if k != "ais_points"}), flush=True)
+
+
 def mnist_report() -> str:
     scores = [json.loads(p.read_text()) for p in sorted(MNIST.glob("*.score.json"))]
     if not scores:
         return "(no MNIST scores yet)\n"
-    order = {f"{label}_{s}": i for i, (label, _, stages) in enumerate(LADDERS) for s in stages}
+    order = {f"{label}_{s}": i for i, (label, _, stages, _) in enumerate(LADDERS) for s in stages}
     scores.sort(key=lambda s: (order.get(s["run"], 99), s["step"]))
     out = ["| run | G steps | fid_lenet | sigma fitted | AIS log p(x) (nats/image) | per dim | bits/dim | "
            "BDMC lower / upper (gap) | acceptance |", "|---|---|---|---|---|---|---|---|---|"]
@@ -563,8 +595,18 @@ def mnist_report() -> str:
 
         rho = spearmanr([s["fid_lenet"] for s in scores], [-s["ais"] for s in scores]).statistic
         out.append(f"- Spearman correlation of fid_lenet with -evidence: {rho:.2f} over {len(scores)} generators")
+    longs = [json.loads(p.read_text()) for p in sorted(MNIST.glob("*.long*.json"))]
+    if longs:
+        out += ["", "| run | T | AIS log p(x) | change from the main table (paired se) | BDMC lower / upper (gap) | "
+                "acceptance |", "|---|---|---|---|---|---|"]
+        for lg in longs:
+            base = next(s for s in scores if s["run"] == lg["run"])
+            se = paired_se(lg["ais_points"], base["ais_points"])
+            out.append(f"| {lg['run']} | {lg['steps']} | {lg['ais']:.0f} ± {lg['ais_stderr']:.0f} | "
+                       f"{lg['ais'] - base['ais']:+.0f} ({se:.0f}) | {lg['bdmc_lower']:.0f} / {lg['bdmc_upper']:.0f} "
+                       f"({lg['bdmc_gap']:.0f}) | {lg['diagnostics']['acceptance_mean']:.2f} |")
     train_cpu = sum(json.loads(p.read_text())["cpu_s"] for p in MNIST.glob("*.train.json"))
-    score_cpu = sum(sum(s["cpu_s"].values()) for s in scores)
+    score_cpu = sum(sum(s["cpu_s"].values()) for s in scores) + sum(lg["cpu_s"] for lg in longs)
     out.append(f"- CPU time: training {train_cpu / 60:.1f} min, scoring {score_cpu / 60:.1f} min")
     return "\n".join(out) + "\n"
 
@@ -579,7 +621,6 @@ def figures() -> None:
     scores = [json.loads(p.read_text()) for p in sorted(PPCA.glob("d*/P*.score.json"))]
     if scores:
         latents = sorted({s["P"] for s in scores})
-        draws = sorted({s["draw"] for s in scores})
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
         for key, label, ax in (("ais", "AIS (sigma fitted by AIS)", axes[0]),
                                ("exact_at_exact", "exact (sigma fitted exactly)", axes[0]),
@@ -590,13 +631,24 @@ def figures() -> None:
         axes[0].set_ylabel("held-out log p(x), nats/point (mean of draws)")
         axes[0].axvline(3, color="gray", linestyle=":")
         axes[0].legend(fontsize=8)
-        for d in draws:
-            axes[1].plot(latents, [next(s["ais"] for s in scores if s["P"] == p and s["draw"] == d) for p in latents],
-                         color="tab:blue", alpha=0.4)
+        # right: every draw's evidence relative to its own P = 3, for P >= 3
+        upper = [p for p in latents if p >= 3]
+        control = [json.loads(q.read_text()) for q in sorted(OUT.glob("ppca_train_sigma*/d*/P*.score.json"))]
+        series = [(scores, "ais", "tab:blue", "AIS, GAN trained without relaxation"),
+                  (scores, "ml_ppca_test", "tab:green", "ML pPCA"),
+                  (control, "ais", "tab:orange", "AIS, GAN trained with sigma = 0.1")]
+        for group, key, color, label in series:
+            for i, d in enumerate(sorted({s["draw"] for s in group})):
+                cell = {s["P"]: s[key] for s in group if s["draw"] == d}
+                xs = [p for p in upper if p in cell]
+                if 3 in cell and len(xs) > 1:
+                    axes[1].plot(xs, [cell[p] - cell[3] for p in xs], color=color, alpha=0.5, marker=".",
+                                 label=label if i == 0 else None)
+        axes[1].axhline(0, color="gray", linestyle=":")
+        axes[1].set_xticks(upper)
         axes[1].set_xlabel("latent dimension P")
-        axes[1].set_ylabel("AIS evidence per draw")
-        axes[1].set_ylim(bottom=max(min(s["ais"] for s in scores), -3))
-        axes[1].axvline(3, color="gray", linestyle=":")
+        axes[1].set_ylabel("log p(x) minus that of P = 3 (same draw)")
+        axes[1].legend(fontsize=8)
         fig.suptitle("pPCA data (D = 10, true rank 3): evidence of MMD-trained linear generators")
         fig.tight_layout()
         fig.savefig(HERE / "evidence_ppca.png", dpi=80)
@@ -646,6 +698,9 @@ def main() -> None:
     p.add_argument("--ais-steps", type=int, default=100)
     p.add_argument("--bdmc-n", type=int, default=10)
     p.add_argument("--n-fid", type=int, default=2000)
+    p = sub.add_parser("mnist-long", help="c: longer AIS and BDMC for some scored MNIST runs")
+    p.add_argument("--runs", nargs="+", default=["wgan_div_400", "wgan_div_600"])
+    p.add_argument("--ais-steps", type=int, default=500)
     p = sub.add_parser("report", help="every table (printed and written to sweeps/evidence/tables.md)")
     p.add_argument("--no-figures", action="store_true")
     args = ap.parse_args()
@@ -658,6 +713,8 @@ def main() -> None:
         gaussian_large_test(args)
     elif args.cmd == "mnist":
         mnist(args)
+    elif args.cmd == "mnist-long":
+        mnist_long(args)
     else:
         report(args)
 
