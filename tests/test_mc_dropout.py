@@ -218,3 +218,23 @@ def test_mc_averaging_reduces_the_variance_of_the_loss():
     ratio = values[1].var() / values[8].var()
     assert 4 < ratio < 16
     assert abs(values[1].mean() - values[8].mean()) < 4 * values[1].std() / 100 ** 0.5
+
+
+def test_an_abandoned_sample_stream_leaks_no_mode():
+    """Stopping early (e.g. a refusal after the first batch) leaves grad mode, the module's flags
+    and the RNG as they were."""
+    from occamgan.sampling import iter_samples
+
+    g = bn_dropout_generator()
+    g.train()
+    rng = torch.random.get_rng_state()
+    for mc in (False, True):
+        stream = iter_samples(g, 10, 3, seed=1, mc_dropout=mc, batch=4)
+        next(stream)
+        assert torch.is_grad_enabled() and g.training and all(m.training for m in g.modules())
+        assert torch.equal(torch.random.get_rng_state(), rng)
+    # the latents do not depend on the cut; without dropout neither do the samples
+    assert torch.equal(torch.cat(list(iter_samples(g, 10, 3, seed=1, batch=4))), sample_generator(g, 10, 3, seed=1))
+    # MC-dropout masks follow one carried stream: reproducible for a given cut
+    a, b = (torch.cat(list(iter_samples(g, 10, 3, seed=1, mc_dropout=True, batch=4))) for _ in range(2))
+    assert torch.equal(a, b)

@@ -41,20 +41,54 @@ def iter_samples(generator: nn.Module, n: int, latent_dim: int, *, seed: int = 0
                  device: torch.device | str | None = None, batch: int = SAMPLE_BATCH) -> Iterator[Tensor]:
     """The samples of :func:`sample_generator` in batches of at most ``batch``, so any ``n`` can be
     written out without holding all of them in memory. The latents are always drawn in blocks of
-    SAMPLE_BATCH (a seed's latents must not depend on how the output is cut), then split."""
+    SAMPLE_BATCH (a seed's latents must not depend on how the output is cut), then split.
+
+    Every mode change is confined to one forward pass (eval or MC-dropout mode, no_grad, the
+    forked RNG of the dropout masks, whose stream is carried from pass to pass), so nothing leaks
+    to the caller between batches, nor when the caller stops iterating early."""
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     device = torch.device(device) if device is not None else next(generator.parameters()).device
     gen = torch.Generator().manual_seed(seed)
-    mode = mc_dropout_mode(generator) if mc_dropout else _eval_mode(generator)
-    rng = torch.random.fork_rng(devices=[device] if device.type == "cuda" else []) if mc_dropout else contextlib.nullcontext()
-    with mode, rng, torch.no_grad():
-        if mc_dropout:
-            torch.manual_seed(seed)
-        for start in range(0, n, SAMPLE_BATCH):
-            z = torch.randn(min(SAMPLE_BATCH, n - start), latent_dim, generator=gen).to(device)
-            for part in z.split(batch):
-                yield generator(part).float()
+    masks = _seeded_rng_state(seed, device) if mc_dropout else None
+    for start in range(0, n, SAMPLE_BATCH):
+        z = torch.randn(min(SAMPLE_BATCH, n - start), latent_dim, generator=gen).to(device)
+        for part in z.split(batch):
+            out, masks = _forward(generator, part, masks)
+            yield out
+
+
+def _forward(generator: nn.Module, z: Tensor, masks: dict | None) -> tuple[Tensor, dict | None]:
+    """One pass of ``generator`` on ``z`` in eval mode (MC-dropout mode when ``masks`` carries the
+    state of the dropout-mask stream), without gradients; returns the output and the new state."""
+    mode = mc_dropout_mode(generator) if masks is not None else _eval_mode(generator)
+    with mode, torch.no_grad():
+        if masks is None:
+            return generator(z).float(), None
+        with torch.random.fork_rng(devices=masks["devices"]):
+            _set_rng(masks)
+            out = generator(z).float()
+            return out, _get_rng(masks["devices"])
+
+
+def _seeded_rng_state(seed: int, device: torch.device) -> dict:
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        return _get_rng(devices)
+
+
+def _get_rng(devices: list) -> dict:
+    state = {"devices": devices, "cpu": torch.get_rng_state()}
+    if devices:
+        state["cuda"] = [torch.cuda.get_rng_state(d) for d in devices]
+    return state
+
+
+def _set_rng(state: dict) -> None:
+    torch.set_rng_state(state["cpu"])
+    for d, s in zip(state["devices"], state.get("cuda", [])):
+        torch.cuda.set_rng_state(s, d)
 
 
 @contextlib.contextmanager
