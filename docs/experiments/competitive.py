@@ -354,7 +354,7 @@ def plot_wgan(args: argparse.Namespace) -> None:
             continue
         run = load_run(out)
         x = run.sample(2000, use_ema=False)
-        real = run.experiment.data.data[:2000]
+        real = run.data.data[:2000]
         ax.scatter(real[:, 0], real[:, 1], s=1, c="tab:blue", alpha=0.3)
         ax.scatter(x[:, 0], x[:, 1], s=1, c="tab:orange", alpha=0.4)
         ax.set_xlim(-3, 3)

@@ -116,7 +116,7 @@ def montage(out: Path, path: Path, seed: int = SEEDS[0]) -> None:
             continue
         run = load_run(run_dir)
         x = sample(run, 2000, seed=1).cpu().numpy()
-        centers = run.experiment.data.centers.cpu().numpy()
+        centers = run.data.centers.cpu().numpy()
         ax.scatter(centers[:, 0], centers[:, 1], s=60, c="0.8", zorder=0)
         ax.scatter(x[:, 0], x[:, 1], s=0.5, alpha=0.4, c="tab:orange")
         ax.set_xlim(-3, 3)

@@ -19,7 +19,8 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from occamgan.config import build_config  # noqa: E402
 from occamgan.data.base import build_data  # noqa: E402
-from occamgan.metrics.image_eval import evaluate_metrics, metric_values  # noqa: E402
+from occamgan.evaluation import evaluate_metrics  # noqa: E402
+from occamgan.metrics.base import metric_values  # noqa: E402
 
 
 def variants(test, n: int, gen: torch.Generator) -> dict[str, torch.Tensor]:

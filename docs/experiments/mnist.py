@@ -91,7 +91,7 @@ def score(run_dir: Path, objective: str, strategy: str, seed: int, args: argpars
     sampled with dropout active (the method) and also, as ``*_no_mc``, with it off, to separate
     what training with dropout does from what sampling with it does. Scores of an earlier call
     that this one does not recompute (e.g. Inception FID) are kept."""
-    from occamgan.metrics.image_eval import evaluate_run
+    from occamgan.evaluation import evaluate_run
 
     mc = strategy == "mc_dropout"
     path = run_dir / "scores.json"

@@ -69,13 +69,14 @@ def sharpness_at_batch(run_dir: Path, batch: int) -> float:
     """Top eigenvalue of L_G of a finished run measured on batches of ``batch`` points (as the
     end-of-run metric does on train.batch_size)."""
     from occamgan.api import load_run
-    from occamgan.diagnostics.hessian import SHARPNESS_SEED_OFFSET, sharpness
+    from occamgan.diagnostics.hessian import sharpness
+    from occamgan.metrics.sharpness import SHARPNESS_SEED_OFFSET
 
     loaded = load_run(run_dir)
-    exp, cfg = loaded.experiment, loaded.config
-    values = sharpness(exp.game, exp.data.data, batch, n_batches=cfg.eval.sharpness_batches, k=1,
+    cfg = loaded.config
+    values = sharpness(loaded.game, loaded.data.data, batch, n_batches=cfg.eval.sharpness_batches, k=1,
                        seed=cfg.seed + SHARPNESS_SEED_OFFSET,
-                       generator=exp.ema.generator if cfg.eval.use_ema else None,
+                       generator=loaded.ema.generator if cfg.eval.use_ema else None,
                        reduce=cfg.eval.sharpness_reduce)
     return values["top_eigenvalue"]
 

@@ -43,6 +43,11 @@ def save_samples_figure(data: DataSource, fake: Tensor, path: str | Path, title:
         from .image_grid import save_image_grid
 
         return save_image_grid(fake[:64], path)
-    if data.sample_shape != (2,):
+    if len(data.sample_shape) != 1:
         raise ValueError(f"no plot for samples of shape {data.sample_shape}")
-    return scatter_real_fake(data.data, fake, path, title)
+    if data.sample_shape[0] == 1:  # 1-D points: against a zero second coordinate
+        fake, real = (t.reshape(-1, 1).expand(-1, 2) * t.new_tensor([1.0, 0.0]) for t in (fake, data.data))
+        return scatter_real_fake(real, fake, path, title)
+    # D > 2 (e.g. ppca): the first two coordinates
+    suffix = "" if data.sample_shape[0] == 2 else f" (coordinates 1-2 of {data.sample_shape[0]})"
+    return scatter_real_fake(data.data[:, :2], fake[:, :2], path, title + suffix)
