@@ -127,6 +127,22 @@ def _run(cmd: list[str], env: dict[str, str], timeout: float = 180) -> subproces
     return subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
 
 
+#: what a rank prints when the C++ runtime aborts it (seen once in a CI-like run: a gloo thread
+#: torn down under a busy machine), as opposed to a failure of the code under test
+NATIVE_ABORT = ("terminate called without an active exception", "Signal 6 (SIGABRT)")
+
+
+def _run_job(cmd: list[str], env: dict[str, str], attempts: int = 2) -> subprocess.CompletedProcess:
+    """Launch a multi-process job; relaunch once when a rank died of a native abort rather than
+    of an error of ours (every assertion is then made on the relaunched, complete job)."""
+    for attempt in range(attempts):
+        proc = _run(cmd, env)
+        aborted = proc.returncode != 0 and any(sign in proc.stderr for sign in NATIVE_ABORT)
+        if not aborted or attempt == attempts - 1:
+            return proc
+    return proc
+
+
 @pytest.fixture(scope="module")
 def launched(tmp_path_factory):
     """One 2-rank job: every equality case, the SyncBatchNorm check, and an uninterrupted run;
@@ -143,7 +159,7 @@ def launched(tmp_path_factory):
         if not (out / "done").exists():
             cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
                    str(Path(__file__).resolve()), "equality", str(out)]
-            proc = _run(cmd, _env())
+            proc = _run_job(cmd, _env())
             assert proc.returncode == 0, proc.stderr[-4000:]
             (out / "done").write_text("ok")
     return out, torch.load(out / "equality.pt", weights_only=True)
@@ -206,7 +222,7 @@ def test_a_failing_rank_stops_the_job_and_the_resumed_run_ends_where_the_uninter
     assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["step"] == 2
     assert not (run_dir / "summary.json").exists()
 
-    resumed = _run(cli + ["--resume"], _env())
+    resumed = _run_job(cli + ["--resume"], _env())
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     a, b = load_checkpoint(out / "full" / "checkpoints" / "last.pt"), load_checkpoint(run_dir / "checkpoints" / "last.pt")
     assert a["step"] == b["step"] == 4
