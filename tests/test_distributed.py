@@ -55,6 +55,19 @@ if os.environ.get("RANK") == "1":
     callbacks.NaNGuard.__call__ = fail
 """
 
+#: makes rank 1 alone receive SIGTERM during step 2 (after that step's agreement)
+SIGNAL = """
+import os, signal
+if os.environ.get("RANK") == "1":
+    from occamgan.train import callbacks
+    original = callbacks.NaNGuard.__call__
+    def signalled(self, trainer, stats):
+        if trainer.step == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        original(self, trainer, stats)
+    callbacks.NaNGuard.__call__ = signalled
+"""
+
 
 def run_steps(overrides: list[str], steps: int) -> dict[str, torch.Tensor]:
     """``steps`` update-rule steps from the seeded start, as the Trainer takes them (in a
@@ -232,6 +245,32 @@ def test_a_failing_rank_stops_the_job_and_the_resumed_run_ends_where_the_uninter
     steps = [r["step"] for r in _read_jsonl(run_dir / "metrics.jsonl")]
     assert steps == [1, 2, 3, 4]
     assert _read_jsonl(run_dir / "metrics.jsonl")[-1]["loss_d"] == _read_jsonl(out / "full" / "metrics.jsonl")[-1]["loss_d"]
+
+
+def test_a_signal_on_one_rank_stops_every_rank_after_the_same_step_and_resumes_exactly(launched, tmp_path):
+    """Ranks agree on a pending signal only at writing steps (no host sync per step): SIGTERM on
+    rank 1 during step 2 stops both ranks after step 3 (a log step), with one checkpoint."""
+    from occamgan.train.checkpoint import load_checkpoint
+
+    out, _ = launched
+    (tmp_path / "fault").mkdir()
+    (tmp_path / "fault" / "sitecustomize.py").write_text(SIGNAL)
+    run_dir = tmp_path / "signalled"
+    cli = [sys.executable, "-m", "occamgan", "train", "--nproc", "2", "--no-progress", "--out", str(run_dir)]
+    sets = [a for item in RUN + ["train.log_every=3"] for a in ("--set", item)]
+    stopped = _run_job(cli + sets, _env(tmp_path / "fault"))
+    assert stopped.returncode != 0
+    assert "SIGTERM at step 3" in stopped.stderr, stopped.stderr[-3000:]
+    assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["step"] == 3
+    assert [r["step"] for r in _read_jsonl(run_dir / "metrics.jsonl")] == [3]
+
+    resumed = _run_job(cli + ["--resume"], _env())
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    a, b = load_checkpoint(out / "full" / "checkpoints" / "last.pt"), load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    assert a["step"] == b["step"] == 4
+    for part in ("generator", "discriminator", "ema"):
+        for key in a[part]:
+            assert torch.equal(a[part][key], b[part][key]), f"{part}.{key}"
 
 
 def test_a_global_batch_that_does_not_split_is_one_config_error(tmp_path):

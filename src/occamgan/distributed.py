@@ -275,31 +275,44 @@ def average_differentiable(tensors: Sequence[Tensor | None]) -> list[Tensor | No
 
 
 # --------------------------------------------------------------------------- agreement
-def agree_on_step(stats: dict[str, Any], signum: int | None) -> tuple[dict[str, Any], int | None]:
+def agree_on_step(stats: dict[str, Any], signum: int | None,
+                  check_signal: bool = True) -> tuple[dict[str, Any], int | None]:
     """After a step: the loss statistics averaged over the ranks (the global-batch losses, so
-    that every rank's NaN guard sees the same values) and the signal that stops the run if any
-    rank received one (all ranks stop after the same step). One all-gather."""
+    that every rank's NaN guard sees the same values) and the signal to stop on now, if any. In
+    one process that is ``signum`` itself. Data-parallel, it is agreed at ``check_signal`` steps
+    only (the largest pending signal number of any rank, else None), so that every rank stops
+    after the same step; in between it is None and a rank's own signal stays pending.
+
+    The losses are averaged by an all-reduce on the communication device and stay tensors there:
+    no host synchronisation per step (the NaN guard folds them into its device flag). Agreeing
+    on a signal needs the host to read a number, so the trainer asks for it only at the steps
+    where something is written (log, checkpoint, the last step); a signal received in between
+    stops the run at the next such step."""
     if not is_distributed():
         return stats, signum
     keys = [k for k, v in stats.items() if k.startswith("loss") and _is_number(v)]
-    local = torch.tensor([_as_float(stats[k]) for k in keys] + [float(signum or 0)], dtype=torch.float64,
-                         device=_comm_device())
-    gathered = [torch.empty_like(local) for _ in range(world_size())]
-    dist.all_gather(gathered, local)
-    table = torch.stack(gathered).cpu()
-    means = table[:, :-1].mean(0).tolist()
     agreed = dict(stats)
-    agreed.update(zip(keys, means))
-    signals = [int(s) for s in table[:, -1].tolist() if s]
-    return agreed, (signum or (signals[0] if signals else None))
+    if keys:
+        device = _comm_device()
+        local = torch.stack([_as_tensor(stats[k], device) for k in keys])
+        dist.all_reduce(local)
+        local /= world_size()
+        agreed.update(zip(keys, local.unbind()))
+    if not check_signal:
+        return agreed, None
+    flag = torch.tensor([float(signum or 0)], dtype=torch.float64, device=_comm_device())
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)  # signal numbers are positive: any one stops all
+    return agreed, (int(flag.item()) or None)
+
+
+def _as_tensor(value: Any, device: torch.device) -> Tensor:
+    if isinstance(value, Tensor):
+        return value.detach().reshape(()).to(device=device, dtype=torch.float64)
+    return torch.tensor(float(value), dtype=torch.float64, device=device)
 
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) or (isinstance(value, Tensor) and value.numel() == 1)
-
-
-def _as_float(value: Any) -> float:
-    return float(value.item()) if isinstance(value, Tensor) else float(value)
 
 
 def check_in_sync(tensors: Iterable[Tensor], what: str = "parameters") -> None:

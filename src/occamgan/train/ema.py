@@ -49,6 +49,8 @@ class GeneratorEMA:
         self._floats: tuple[list[Tensor], list[Tensor]] = ([], [])
         self._others: list[tuple[Tensor, Tensor]] = []
         self._copied: tuple[list[Tensor], list[Tensor]] = ([], [])
+        #: mirrors ``n_averaged > 0`` on the host, so that no step reads the device counter
+        self._averaging = False
 
     @torch.no_grad()
     def update(self, generator: nn.Module, step: int) -> None:
@@ -56,8 +58,10 @@ class GeneratorEMA:
         if step <= self.start:
             self.model.module.load_state_dict(generator.state_dict())
             self.model.n_averaged.fill_(1)
-        elif self.model.n_averaged.item() == 0:  # first average: a copy
+            self._averaging = True
+        elif not self._averaging:  # first average: a copy
             self.model.update_parameters(generator)
+            self._averaging = True
         else:
             self._average(generator)
 
@@ -97,3 +101,4 @@ class GeneratorEMA:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state)
+        self._averaging = bool(self.model.n_averaged.item() > 0)  # once, at load time

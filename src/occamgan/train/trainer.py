@@ -109,13 +109,15 @@ class Trainer:
                 while self.step < total:
                     stats = self.exp.rule.step(self.exp.game, self.sampler.next)
                     # data-parallel: global-batch losses and a stop that every rank agrees on
-                    stats, self._signal = distributed.agree_on_step(stats, self._signal)
+                    last = self.step + 1 == total
+                    stats, stop = distributed.agree_on_step(
+                        stats, self._signal, check_signal=last or self._writes_at(self.step + 1))
                     self.step += 1
-                    last = self.step == total
                     for callback in callbacks:
                         if callback.due(self.step, last):
                             callback(self, stats)
-                    if self._signal is not None and not last:
+                    if stop is not None and not last:
+                        self._signal = stop
                         self._stop_for_signal()
         finally:
             for callback in callbacks:
@@ -123,6 +125,11 @@ class Trainer:
         elapsed = time.perf_counter() - start
         rate = (self.step - first_step) / elapsed if elapsed > 0 else float("nan")
         return {"step": self.step, "seconds": elapsed, "steps_per_second": rate}
+
+    def _writes_at(self, step: int) -> bool:
+        """Steps that log or checkpoint: where data-parallel ranks agree on a pending signal."""
+        train = self.cfg.train
+        return step % train.log_every == 0 or step % train.checkpoint_every == 0
 
     def _stop_for_signal(self) -> None:
         self.save_checkpoint()
