@@ -11,8 +11,9 @@ directory's layout in :mod:`occamgan.train.run_dir`; they are re-exported here.
 """
 from __future__ import annotations
 
-import math
 import contextlib
+import logging
+import math
 import os
 import shutil
 import time
@@ -34,6 +35,8 @@ from .train.trainer import Trainer
 
 __all__ = ["ConfigLike", "LoadedRun", "RunResult", "bdmc", "evaluate_metrics", "evaluate_run", "evidence", "load_run",
            "resolve_config", "sample", "train"]
+
+log = logging.getLogger("occamgan")
 
 ConfigLike = Config | dict[str, Any] | str | os.PathLike | None
 
@@ -108,6 +111,7 @@ def train(config: ConfigLike = None, *, overrides: list[str] | None = None, out:
     exp = build_experiment(cfg)  # every config error surfaces before the directory is touched
     if distributed.is_main():
         warn_if_degenerate(cfg, math.prod(exp.data.sample_shape))
+        announce_precision(cfg, exp)
     preflight(metric_selection(cfg, exp.data), cfg.eval, exp.data)  # before the directory exists
     trainer = Trainer(exp, run.path, evaluate=lambda e: evaluate_live(e), progress=progress)
     if resume:
@@ -124,8 +128,19 @@ def train(config: ConfigLike = None, *, overrides: list[str] | None = None, out:
         timing = trainer.fit(restored=resume)
         if not distributed.is_main():
             return RunResult(run.path, {})  # rank 0 evaluates and writes the summary
-        summary = finish_run(exp, run, timing)
+        summary = finish_run(exp, run, timing, sampler_state=trainer.sampler.state_dict())
     return RunResult(run.path, summary)
+
+
+def announce_precision(cfg: Config, exp: Experiment) -> None:
+    """Under ``train.amp`` or ``train.compile``, one line on what stays float32 and eager."""
+    switches = [name for name, on in (("train.amp", cfg.train.amp), ("train.compile", cfg.train.compile)) if on]
+    if not switches:
+        return
+    kept = exp.game.eager_parts(second_order_rule=exp.rule.second_order)
+    what = {"train.amp": "bfloat16 autocast", "train.compile": "compiled"}
+    tail = "; float32 and eager (differentiated twice): " + "; ".join(kept) if kept else ""
+    log.warning(f"{' + '.join(switches)}: {' and '.join(what[s] for s in switches)} forwards of G and D{tail}")
 
 
 def _clear_run(run: RunDir) -> None:
@@ -142,12 +157,14 @@ def evaluate_live(exp: Experiment) -> dict[str, Any]:
     return run_metrics(metric_selection(exp.cfg, exp.data), ctx)
 
 
-def finish_run(exp: Experiment, run: RunDir, timing: dict[str, Any]) -> dict[str, Any]:
-    """Final scores (recorded in metrics.jsonl and summary.json), the samples plot, the report."""
+def finish_run(exp: Experiment, run: RunDir, timing: dict[str, Any],
+               sampler_state: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Final scores (recorded in metrics.jsonl and summary.json), the samples plot, the report;
+    ``sampler_state``: the training batch sampler's, so metrics see the last training batch."""
     from .plots import save_samples_figure  # matplotlib only when a run ends
 
     cfg = exp.cfg
-    ctx = trained_context(exp)
+    ctx = trained_context(exp, sampler_state=sampler_state)
     metrics = run_metrics(metric_selection(cfg, exp.data), ctx)
     samples = ctx.samples()
     plot = save_samples_figure(exp.data, samples, run.samples_plot_path,
@@ -156,6 +173,12 @@ def finish_run(exp: Experiment, run: RunDir, timing: dict[str, Any]) -> dict[str
     summary = {**run.read_summary(), "step": timing["step"], "plot": str(plot),
                "steps_per_second": timing["steps_per_second"], "seconds": timing["seconds"],
                "generator": ctx.label, "eval_samples": len(samples)}
+    if cfg.train.compile:
+        from .compilation import compile_record
+
+        summary["compile"] = record = compile_record(cfg.train.compile_backend, cfg.train.compile_mode)
+        log.warning(f"train.compile ({record['backend']}): {record['graph_breaks']} graph breaks"
+                    + (f"; most frequent: {record['reasons'][0]}" if record["reasons"] else ""))
     run.write_summary(summary)
     if cfg.train.report:
         from .report import write_report

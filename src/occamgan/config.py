@@ -88,7 +88,10 @@ class TrainBase(Section):
     report: bool = True
     #: MC-dropout passes averaged in each loss
     n_mcd: int = Field(1, ge=1)
-    #: mixed precision (autocast) on CUDA where it is safe; ignored on the CPU
+    #: bfloat16 autocast for the forwards of G and D (on any device; fast on CUDA tensor cores,
+    #: slow on CPUs without bf16 units). Kept in float32 because they are differentiated twice:
+    #: the critic at gradient-penalty points, the generator step under grad_reg or the MMD sample
+    #: gradient, every step of cgd/acgd/gacgd, and all evaluation (game.py, "precision")
     amp: bool = False
     #: "auto" picks CUDA when available
     device: str = "auto"
@@ -101,6 +104,13 @@ class TrainBase(Section):
     #: convolutional players (DCGAN) in channels-last memory format: faster convolutions on CUDA
     #: tensor cores, the same results up to float rounding (also allowed on the CPU)
     channels_last: bool = False
+    #: torch.compile the forwards of G and D (compilation.py); the run records graph breaks in
+    #: summary.json "compile". Backends: "inductor" (CUDA/C++ kernels), "aot_eager" (traces,
+    #: runs eagerly: a check without a compiler), any other of torch._dynamo.list_backends()
+    compile: bool = False
+    compile_backend: str = "inductor"
+    #: inductor's modes; "reduce-overhead" uses CUDA graphs
+    compile_mode: Literal["default", "reduce-overhead", "max-autotune"] = "default"
 
 
 class RegularizersBase(Section):

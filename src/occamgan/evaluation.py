@@ -10,6 +10,7 @@ way they are written into a run.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Any, Sequence
 
@@ -63,11 +64,13 @@ def run_metrics(names: Sequence[str], ctx: EvalContext) -> dict[str, Any]:
     several metrics) are merged."""
     check_metric_names(names)
     out: dict[str, Any] = {}
-    for name in dict.fromkeys(names):
-        for key, value in METRICS.get(name)(ctx).items():
-            if isinstance(value, dict) and isinstance(out.get(key), dict):
-                value = {**out[key], **value}
-            out[key] = value
+    # metrics take second derivatives (sharpness, Laplace): float32 and eager (train.amp, train.compile)
+    with ctx.game.differentiated_twice() if ctx.game is not None else contextlib.nullcontext():
+        for name in dict.fromkeys(names):
+            for key, value in METRICS.get(name)(ctx).items():
+                if isinstance(value, dict) and isinstance(out.get(key), dict):
+                    value = {**out[key], **value}
+                out[key] = value
     return out
 
 
@@ -92,8 +95,11 @@ def _label(use_ema: bool, mc_dropout: bool) -> str:
 
 def trained_context(source: Any, *, use_ema: bool | None = None, mc_dropout: bool = False, seed: int | None = None,
                     n: int | None = None, reference: DataSource | None = None, params: dict[str, Any] | None = None,
-                    device: torch.device | str | None = None, use_cache: bool = True) -> EvalContext:
-    """The context of a trained generator: a training Experiment or a :class:`LoadedRun`."""
+                    device: torch.device | str | None = None, use_cache: bool = True,
+                    sampler_state: dict[str, Any] | None = None) -> EvalContext:
+    """The context of a trained generator: a training Experiment or a :class:`LoadedRun`.
+    ``sampler_state`` (default: a loaded run's checkpoint's) lets metrics rebuild the last
+    training batch."""
     cfg = source.cfg if hasattr(source, "cfg") else source.config
     use_ema = cfg.eval.use_ema if use_ema is None else use_ema
     generator = source.ema.generator if use_ema else source.game.generator
@@ -108,12 +114,24 @@ def trained_context(source: Any, *, use_ema: bool | None = None, mc_dropout: boo
 
         return held_out_data(cfg, split, count, kind=source.data.kind)
 
+    state = sampler_state if sampler_state is not None else getattr(source, "sampler_state", None)
+
+    def last_batch() -> Tensor | None:
+        """The batch the sampler handed out last (global units, so data-parallel runs too);
+        None for streamed data, whose sampler holds indices into files."""
+        from .diagnostics.hessian import last_training_batch
+
+        data = getattr(source.data, "data", None)
+        if state is None or "perm" not in state or not isinstance(data, Tensor) or len(state["perm"]) != len(data):
+            return None
+        return last_training_batch(data, state, cfg.train.batch_size)
+
     return EvalContext(
         params=eval_params(cfg, params), seed=cfg.seed + EVAL_SEED_OFFSET if seed is None else seed,
         n=cfg.eval.n_samples if n is None else n, run_seed=cfg.seed, sampler=sampler,
         label=_label(use_ema, mc_dropout), data=source.data, reference=reference, game=source.game,
         generator=generator, latent_dim=latent_dim, device=device, train_batch_size=cfg.train.batch_size,
-        use_reference_cache=use_cache, held_out=held_out,
+        use_reference_cache=use_cache, held_out=held_out, last_training_batch=last_batch,
     )
 
 

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from .bayes.mc_dropout import has_batch_coupling
+from .models import running_stats
 from .objectives.base import GeneratorLoss, Objective
 from .objectives.critic_pass import CriticPass
 from .regularizers import Regularizer, sum_terms
@@ -48,6 +49,12 @@ class Game(nn.Module):
         self.regularizers = list(regularizers)
         self.n_mcd = n_mcd
         self.amp = amp
+        self._twice_depth = 0
+        #: compiled wrappers of G and D ("g", "d"; train.compile), kept out of the module tree
+        self._compiled: dict[str, nn.Module] = {}
+        #: a generator penalty that is a function of a gradient of L_G (gradient regularisation)
+        #: is differentiated again through G and D: the generator step then runs float32, eager
+        self.twice_differentiated_generator_step = any(r.second_order_generator for r in self.regularizers)
         #: run the n_mcd MC-dropout passes as one stacked batch where the networks allow it
         self.batch_mc_passes = True
 
@@ -88,20 +95,76 @@ class Game(nn.Module):
         z = torch.randn(n, self.latent_dim, generator=generator, device="cpu" if generator else self.device)
         return z.to(self.device)
 
+    # ------------------------------------------------------------------ fast paths
+    # ``train.amp`` runs the forwards of G and D under bfloat16 autocast (bf16 has float32's
+    # range, so no loss scaling) and ``train.compile`` through torch.compile'd wrappers of them.
+    # A graph that is differentiated twice runs in float32 and eager instead: its first
+    # derivative is itself a training signal, and AOT autograd cannot differentiate a compiled
+    # graph twice. Those graphs: the critic at the points where a penalty takes grad_x D
+    # (WGAN-GP/div, R1, R2), the whole generator step under a penalty on a gradient of L_G
+    # (gradient regularisation, the MMD sample gradient), every step of the competitive rules
+    # (mixed Hessian-vector products) and every evaluation (sharpness, evidence).
+    def compile(self, backend: str, mode: str = "default") -> None:  # type: ignore[override]
+        """``train.compile``: compiled wrappers of G and D for the forwards differentiated once
+        (the modules themselves, their state and checkpoints are unchanged)."""
+        from .compilation import compile_module, reset_counters
+
+        reset_counters()
+        self._compiled = {"g": compile_module(self.generator, backend, mode)}
+        if self.discriminator is not None:
+            self._compiled["d"] = compile_module(self.discriminator, backend, mode)
+
     def autocast(self) -> contextlib.AbstractContextManager:
-        """bfloat16 autocast on CUDA when ``train.amp`` is on (no loss scaling needed)."""
-        if self.amp and self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
+        """bfloat16 autocast when ``train.amp`` is on, outside :meth:`differentiated_twice`."""
+        if self.amp and self._twice_depth == 0:
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
+    @contextlib.contextmanager
+    def differentiated_twice(self, enabled: bool = True) -> Iterator[None]:
+        """Forwards inside run in float32 and eager, whatever ``train.amp`` and
+        ``train.compile`` say; ``enabled=False`` changes nothing."""
+        self._twice_depth += int(enabled)
+        try:
+            yield
+        finally:
+            self._twice_depth -= int(enabled)
+
+    def _player(self, key: str, eager: nn.Module) -> nn.Module:
+        """The compiled wrapper where it may run: not in a twice-differentiated graph, and not
+        in a probe pass that freezes running statistics (SAM's second pass) of a player with
+        BatchNorm, whose global hook compiled code would not call."""
+        compiled = self._compiled.get(key)
+        if compiled is None or self._twice_depth or (running_stats.frozen() and running_stats.tracks_running_stats(eager)):
+            return eager
+        return compiled
+
+    def eager_parts(self, second_order_rule: bool = False) -> list[str]:
+        """What runs in float32 and eager for this game (and a rule that takes mixed second
+        derivatives): the parts the run names when it starts under amp or compile."""
+        if second_order_rule:
+            return ["every step (the update rule takes mixed Hessian-vector products)"]
+        parts = []
+        if self.twice_differentiated_generator_step:
+            names = [type(r).__name__ for r in self.regularizers if r.second_order_generator]
+            parts.append(f"the generator step ({', '.join(names)} differentiates a gradient of L_G)")
+        if self.has_discriminator and (self.objective.has_penalty or any(r.input_gradient_points for r in self.regularizers)):
+            parts.append("the critic at gradient-penalty points (grad_x D is differentiated again)")
+        return parts
+
     def generate(self, z: Tensor) -> Tensor:
-        with self.autocast():
-            return _at_least_float32(self.generator(z))
+        with self.differentiated_twice(self.twice_differentiated_generator_step), self.autocast():
+            return _at_least_float32(self._player("g", self.generator)(z))
 
     def critic(self, x: Tensor) -> Tensor:
         assert self.discriminator is not None
         with self.autocast():
-            return _at_least_float32(self.discriminator(x)).reshape(-1)
+            return _at_least_float32(self._player("d", self.discriminator)(x)).reshape(-1)
+
+    def critic_at_gradient(self, x: Tensor) -> Tensor:
+        """The critic where a penalty differentiates its input gradient: float32, eager."""
+        with self.differentiated_twice():
+            return self.critic(x)
 
     def relax(self, fake: Tensor) -> Tensor:
         """Training-time sample transforms (likelihood relaxation), applied to every fake."""
@@ -120,13 +183,18 @@ class Game(nn.Module):
     def generator_loss(self, real: Tensor, fake: Tensor, z: Tensor | None = None) -> Tensor:
         """L_G (plus generator penalties) for fakes that carry the generator's graph; averaged
         over MC-dropout passes as :meth:`discriminator_loss` (pass ``z`` for fresh G masks)."""
-        loss = self._generator_adversarial_passes(real, self.relax(self.fake_passes(fake, z)))
-        return self._with_generator_penalties(loss)
+        with self.differentiated_twice(self.twice_differentiated_generator_step):
+            loss = self._generator_adversarial_passes(real, self.relax(self.fake_passes(fake, z)))
+            return self._with_generator_penalties(loss)
 
     def losses(self, real: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
         """Both losses from one (stacked) generator forward pass, each with its full graph
         (competitive rules differentiate L_D w.r.t. G and L_G w.r.t. D). The same relaxed fakes
         and the same critic outputs feed both; with ``n_mcd > 1`` both average the same passes."""
+        with self.differentiated_twice(self.twice_differentiated_generator_step):
+            return self._losses(real, z)
+
+    def _losses(self, real: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
         n = self.n_mcd
         fakes = self.relax(self.generate_passes(z, n))
         if not self.has_discriminator:
@@ -147,7 +215,8 @@ class Game(nn.Module):
     def objective_discriminator_loss(self, real: Tensor, fake: Tensor) -> Tensor:
         """The objective's own L_D (with its penalty, e.g. WGAN-GP) on one deterministic pass: no
         likelihood relaxation, no Occam regularisers, no MC averaging (used by diagnostics)."""
-        passed = CriticPass(self.critic, real, fake, self.objective.input_gradient_points)
+        passed = CriticPass(self.critic, real, fake, self.objective.input_gradient_points,
+                            critic_at_gradient=self.critic_at_gradient)
         loss = self.objective.discriminator_loss(passed.d_real, passed.d_fake)
         extra = self.objective.penalty(passed, passed.real, passed.fake)
         return loss if extra is None else loss + extra
@@ -163,7 +232,7 @@ class Game(nn.Module):
         points = set(self.objective.input_gradient_points)
         for reg in self.regularizers:
             points.update(reg.input_gradient_points)
-        return CriticPass(self.critic, real, fake, points)
+        return CriticPass(self.critic, real, fake, points, critic_at_gradient=self.critic_at_gradient)
 
     def _discriminator_loss(self, real: Tensor, fake: Tensor) -> Tensor:
         passed = self.critic_pass(real, fake)

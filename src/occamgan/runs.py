@@ -40,6 +40,8 @@ class LoadedRun:
     step: int
     device: torch.device
     _data: DataSource | None = field(default=None, repr=False)
+    #: the training batch sampler's state at the checkpoint (its last batch: metrics/sharpness)
+    sampler_state: dict[str, Any] | None = field(default=None, repr=False)
 
     @property
     def data(self) -> DataSource:
@@ -96,7 +98,8 @@ def load_run(path: str | os.PathLike, device: str | torch.device | None = None) 
         shape = data.sample_shape
     players = build_players(cfg, tuple(int(s) for s in shape), device)
     restore_players(state, players.game, players.ema, run.checkpoint_path)
-    return LoadedRun(run.path, cfg, players.game, players.ema, int(state["step"]), device, data)
+    return LoadedRun(run.path, cfg, players.game, players.ema, int(state["step"]), device, data,
+                     sampler_state=state.get("sampler"))
 
 
 def _saved_signature(state: dict[str, Any], path: Path) -> dict[str, Any]:

@@ -58,6 +58,9 @@ class EvalContext:
     held_out: Callable[[str, int], Tensor] | None = None
     #: shared by the metrics of one evaluation (features of one network, drawn samples)
     cache: dict[Any, Any] = field(default_factory=dict)
+    #: the run's last training batch, when it can be rebuilt (the batch sampler's state of a
+    #: finished run or checkpoint, in-memory data): None otherwise (metrics/sharpness.py)
+    last_training_batch: Callable[[], Tensor | None] | None = None
 
     def memo(self, key: Any, compute: Callable[[], Any]) -> Any:
         if key not in self.cache:

@@ -50,6 +50,11 @@ class Objective:
         critic), so ``input_gradient(critic, real)`` reuses the loss's forward at those points."""
         return None
 
+    @property
+    def has_penalty(self) -> bool:
+        """Whether this objective adds a critic penalty (WGAN-GP, WGAN-div)."""
+        return type(self).penalty is not Objective.penalty
+
     def after_discriminator_step(self, discriminator: nn.Module) -> None:
         """Hook run after every critic optimiser step (WGAN weight clipping)."""
 

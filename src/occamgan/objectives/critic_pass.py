@@ -39,13 +39,19 @@ class CriticPass:
         critic: maps a batch to outputs of shape ``(batch,)``.
         real, fake: the two batches (stacked MC-dropout passes are one batch each).
         grad_at: the points (``"real"``, ``"fake"``) whose input gradient a penalty will ask for.
+        critic_at_gradient: the critic used wherever an input gradient is taken (the shared
+            points and new forwards such as WGAN-GP's interpolates); the Game passes its
+            float32, eager critic, since that gradient is differentiated again (``train.amp``,
+            ``train.compile``).
     """
 
-    def __init__(self, critic: Critic, real: Tensor, fake: Tensor, grad_at: Collection[str] = ()):
+    def __init__(self, critic: Critic, real: Tensor, fake: Tensor, grad_at: Collection[str] = (),
+                 critic_at_gradient: Critic | None = None):
         unknown = set(grad_at) - set(POINTS)
         if unknown:
             raise ValueError(f"grad_at must name points among {POINTS}, got {sorted(unknown)}")
         self.critic = critic
+        self.critic_at_gradient = critic_at_gradient or critic
         self._given = {"real": real, "fake": fake}
         # only batches without a graph of their own can be made leaves (penalties see detached inputs)
         self._shared = {p for p in grad_at if not self._given[p].requires_grad}
@@ -75,7 +81,8 @@ class CriticPass:
     def output(self, point: str) -> Tensor:
         """D at ``point`` ("real" or "fake"), from the one forward of that batch."""
         if point not in self._outputs:
-            self._outputs[point] = self.critic(self._inputs[point])
+            critic = self.critic_at_gradient if point in self._shared else self.critic
+            self._outputs[point] = critic(self._inputs[point])
         return self._outputs[point]
 
     def input_gradient(self, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -83,7 +90,7 @@ class CriticPass:
         this pass when ``x`` is one of its shared batches, else from a new forward."""
         point = self._point_of(x)
         if point is None:
-            return _input_gradient_by_new_forward(self.critic, x)
+            return _input_gradient_by_new_forward(self.critic_at_gradient, x)
         if point not in self._grads:
             (grad,) = torch.autograd.grad(self.output(point).sum(), self._inputs[point], create_graph=True)
             self._grads[point] = grad.flatten(1)

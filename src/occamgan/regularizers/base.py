@@ -29,6 +29,10 @@ class Regularizer:
     input_gradient_points: tuple[str, ...] = ()
     #: whether :meth:`generator_penalty` adds a term to L_G (which makes a zero-sum game general-sum)
     penalises_generator: bool = False
+    #: whether that generator penalty is a function of a gradient of L_G, so that training
+    #: differentiates L_G twice (the Game runs the generator step float32 and eager under
+    #: train.amp and train.compile)
+    second_order_generator: bool = False
     #: whether :meth:`discriminator_penalty` needs a critic (R1, R2)
     needs_discriminator: bool = False
 

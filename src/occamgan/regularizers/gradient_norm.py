@@ -41,6 +41,7 @@ class GradientNormRegularizer(Regularizer):
     parameter gradient to penalise: the term is then skipped and the plain L_G is returned."""
 
     penalises_generator = True
+    second_order_generator = True
 
     def __init__(self, weight: float, authors: bool = False):
         self.weight, self.authors = weight, authors

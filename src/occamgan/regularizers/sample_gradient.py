@@ -35,6 +35,7 @@ class SampleGradientParams(Params):
 
 class SampleGradientPenalty(Regularizer):
     penalises_generator = True
+    second_order_generator = True
 
     def __init__(self, weight: float):
         self.weight = weight

@@ -21,6 +21,9 @@ class UpdateRule:
     requires_zero_sum: bool = False
     #: rules built on the critic's mixed derivatives need a critic
     requires_discriminator: bool = False
+    #: rules that differentiate the losses twice (mixed Hessian-vector products) run float32 and
+    #: eager under train.amp and train.compile (Game.differentiated_twice)
+    second_order: bool = False
 
     def step(self, game: Any, next_batch: NextBatch) -> dict[str, float]:
         raise NotImplementedError

@@ -156,6 +156,7 @@ class CompetitiveRule(UpdateRule):
     requires_discriminator = True
     adaptive = False
     general_sum = False
+    second_order = True
 
     def __init__(self, game: Game, cfg: Any):
         self.lr_g, self.lr_d = cfg.lr_g, cfg.lr_d
@@ -172,6 +173,10 @@ class CompetitiveRule(UpdateRule):
 
     # ------------------------------------------------------------------ the step
     def step(self, game: Game, next_batch: NextBatch) -> dict[str, float]:
+        with game.differentiated_twice():  # mixed Hessian-vector products: float32, eager
+            return self._step(game, next_batch)
+
+    def _step(self, game: Game, next_batch: NextBatch) -> dict[str, float]:
         real = next_batch()
         z = distributed.sample_latent(game, real.shape[0])
         loss_d, loss_g = game.losses(real, z)

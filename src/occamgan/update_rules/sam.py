@@ -19,19 +19,22 @@ takes a closure that re-evaluates the loss and calls ``backward`` (it is called 
 two gradient evaluations per step), and ``state_dict``/``load_state_dict`` round-trip the base
 optimiser's state plus ``rho``/``adaptive`` in the groups.
 
-Normalisation running statistics (BatchNorm) update on the first pass only: during the second
-closure call a global forward pre-hook snapshots the running buffers of every normalisation layer
-in training mode that runs, and they are restored afterwards, so SAM needs no reference to the
-modules (the second pass is a probe of the loss at psi + e, not a new batch).
+Normalisation running statistics (BatchNorm) update on the first pass only: the second closure
+call runs inside :func:`~occamgan.models.running_stats.running_stats_frozen`, which restores the
+running buffers of every normalisation layer that ran, so SAM needs no reference to the modules
+(the second pass is a probe of the loss at psi + e, not a new batch).
 """
 from __future__ import annotations
 
-import contextlib
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torch.optim import Optimizer
+
+from ..models.running_stats import running_stats_frozen
+
+__all__ = ["SAM", "running_stats_frozen", "wrap_sam"]
 
 Closure = Callable[[], Tensor]
 
@@ -172,34 +175,3 @@ def wrap_sam(optimizer: Optimizer, rho: float, adaptive: bool, eta: float = 0.0)
     if rho == 0:
         return optimizer
     return SAM(optimizer, rho=rho, adaptive=adaptive, eta=eta)
-
-
-def _tracks_running_stats(module: nn.Module) -> bool:
-    return (
-        isinstance(module, nn.modules.batchnorm._NormBase)
-        and module.training
-        and module.track_running_stats
-        and module.running_mean is not None
-    )
-
-
-@contextlib.contextmanager
-def running_stats_frozen() -> Iterator[None]:
-    """Normalisation layers that run inside the block keep their running statistics
-    (running mean/var and the batch counter), whatever module they belong to."""
-    saved: dict[nn.Module, list[tuple[Tensor, Tensor]]] = {}
-
-    def snapshot(module: nn.Module, args: Any) -> None:
-        if module not in saved and _tracks_running_stats(module):
-            buffers = [b for b in (module.running_mean, module.running_var, module.num_batches_tracked) if b is not None]
-            saved[module] = [(b, b.detach().clone()) for b in buffers]
-
-    handle = nn.modules.module.register_module_forward_pre_hook(snapshot)
-    try:
-        yield
-    finally:
-        handle.remove()
-        with torch.no_grad():
-            for pairs in saved.values():
-                for buffer, value in pairs:
-                    buffer.copy_(value)
