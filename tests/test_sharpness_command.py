@@ -88,7 +88,8 @@ def test_the_authors_protocol_and_the_bottom_beside_ours(mmd_run):
     (bottom_eigenvalue), next to lanczos_top, each under its own key, through the metric's knobs."""
     result = CliRunner().invoke(app, ["sharpness", str(mmd_run.run_dir), "--no-record", "-k", "1", "--batches", "1",
                                       "--raw", "--method", "lanczos_top", "--method", "power_abs",
-                                      "--method", "smallest", "--power-iters", "2000", "--power-tol", "1e-7"])
+                                      "--method", "smallest", "--power-iters", "2000", "--power-tol", "1e-7",
+                                      "--power-batch", "seeded"])
     assert result.exit_code == 0, result.output
     lines = dict(line.split(None, 1) for line in result.output.strip().splitlines())
     top, absolute, bottom = (float(lines[k]) for k in ("top_eigenvalue", "top_abs_eigenvalue", "bottom_eigenvalue"))
@@ -99,7 +100,8 @@ def test_the_authors_protocol_and_the_bottom_beside_ours(mmd_run):
     assert absolute == pytest.approx(top if abs(top) >= abs(bottom) else bottom, rel=1e-4)
     same = evaluate_run(mmd_run.run_dir, ["sharpness"], use_ema=False, record=False,
                         params={"sharpness_methods": ["power_abs"], "sharpness_power_iters": 2000,
-                                "sharpness_power_tol": 1e-7, "sharpness_batches": 1})
+                                "sharpness_power_tol": 1e-7, "sharpness_batches": 1,
+                                "sharpness_power_batch": "seeded"})
     assert same["top_abs_eigenvalue"] == pytest.approx(absolute, rel=1e-5)
     assert set(same) == {"top_abs_eigenvalue", "top_abs_converged", "top_abs_iterations", "protocol_sharpness"}
     protocol = same["protocol_sharpness"]
@@ -112,8 +114,8 @@ def test_the_authors_protocol_and_the_bottom_beside_ours(mmd_run):
 
 
 def test_power_iteration_on_the_exact_last_training_batch(mmd_run):
-    """A context that carries the run's last training batch (read from the checkpoint's sampler
-    state) measures exactly that batch."""
+    """A restored run rebuilds its last training batch from the checkpoint's sampler state, and
+    power_abs measures exactly that batch (the authors' protocol), as the end of training does."""
     import torch
 
     from occamgan.diagnostics.hessian import batch_eigenvalues, last_training_batch
@@ -126,10 +128,49 @@ def test_power_iteration_on_the_exact_last_training_batch(mmd_run):
     state = load_checkpoint(run.files.checkpoint_path)["sampler"]
     last = last_training_batch(run.data.data, state, run.config.train.batch_size)
     ctx = trained_context(run, use_ema=False, params={"sharpness_methods": ["power_abs"]})
-    ctx.last_batch = last
+    assert torch.equal(ctx.last_training_batch(), last)
     got = run_metrics(["sharpness"], ctx)
     seed = run.config.seed + SHARPNESS_SEED_OFFSET
     expected = batch_eigenvalues(run.game, [last], "power_abs", seed=seed, generator=run.game.generator)
     assert got["top_abs_eigenvalue"] == pytest.approx(expected[0], rel=1e-12)
     assert got["protocol_sharpness"]["power_abs"]["batch"] == "the run's last training batch"
     assert isinstance(last, torch.Tensor) and last.shape == (50, 2)
+    # the seeded stand-in is another batch, hence (here) another value
+    seeded = run_metrics(["sharpness"], trained_context(run, use_ema=False, params={
+        "sharpness_methods": ["power_abs"], "sharpness_power_batch": "seeded"}))
+    assert "first seeded batch" in seeded["protocol_sharpness"]["power_abs"]["batch"]
+    assert seeded["top_abs_eigenvalue"] != pytest.approx(got["top_abs_eigenvalue"], rel=1e-6)
+
+
+def test_the_end_of_training_sees_the_last_training_batch(tmp_path):
+    """The final summary's power_abs uses the batch the trainer handed out last."""
+    import torch
+
+    from occamgan.data.base import BatchSampler
+
+    handed = []
+    original = BatchSampler.next
+
+    def recording(self):
+        batch = original(self)
+        handed.append(batch.clone())
+        return batch
+
+    overrides = ["data.name=gaussian", "objective.name=mmd", "model.depth=1", "model.width=8", "model.latent_dim=1",
+                 "train.steps=7", "train.batch_size=50", "eval.n_samples=200", "eval.metrics=[sharpness]",
+                 "eval.sharpness_methods=[power_abs]", "train.report=false"]
+    import unittest.mock
+
+    with unittest.mock.patch.object(BatchSampler, "next", recording):
+        result = occamgan.train(None, overrides=overrides, out=tmp_path / "r", progress=False)
+    assert result.metrics["protocol_sharpness"]["power_abs"]["batch"] == "the run's last training batch"
+    again = evaluate_run(tmp_path / "r", ["sharpness"], record=False, params={"sharpness_methods": ["power_abs"]})
+    assert again["top_abs_eigenvalue"] == pytest.approx(result.metrics["top_abs_eigenvalue"], rel=1e-6)
+    assert len(handed) == 7
+    from occamgan.diagnostics.hessian import last_training_batch
+    from occamgan.runs import load_run
+    from occamgan.train.checkpoint import load_checkpoint
+
+    run = load_run(tmp_path / "r")
+    state = load_checkpoint(run.files.checkpoint_path)["sampler"]
+    assert torch.equal(last_training_batch(run.data.data, state, 50), handed[-1])

@@ -9,11 +9,12 @@ Sec. "Flat minima"; docs/methods.md sections 3-4).
 - ``power_abs`` -> ``top_abs_eigenvalue`` (the authors' protocol): the largest-magnitude eigenvalue
   by ``eval.sharpness_power_iters`` steps of power iteration (relative tolerance
   ``eval.sharpness_power_tol``) on one training batch with fresh latents. The authors use the
-  run's last training batch. A context that carries it (``last_batch``, e.g. read from the
-  checkpoint's batch-sampler state with :func:`occamgan.diagnostics.hessian.last_training_batch`)
-  gets exactly that; otherwise the batch is the first of the seeded batches above: as random a
-  set of distinct training points as the last batch, but not the same points (the protocol
-  record says which);
+  run's last training batch, and so does occamgan wherever it can rebuild it
+  (``EvalContext.last_training_batch``: from the batch sampler's state at the end of training,
+  or the checkpoint's in ``occamgan sharpness RUN`` / ``eval RUN``; in-memory data). Elsewhere
+  (evaluations during training, streamed image folders) the batch is the first of the seeded
+  batches above: as random a set of distinct training points, but not the same points. The
+  protocol record says which;
 - ``smallest`` -> ``bottom_eigenvalue``: the smallest algebraic eigenvalue by Lanczos, averaged
   over the batches like the top one.
 """
@@ -52,6 +53,10 @@ class SharpnessParams(Params):
     sharpness_power_iters: int = Field(POWER_ITERS, ge=1)
     #: power_abs: stop when the estimate changes by at most this fraction of itself
     sharpness_power_tol: float = Field(POWER_TOL, ge=0)
+    #: power_abs: "last", the run's last training batch (the authors'; where it cannot be rebuilt,
+    #: the first seeded batch, as the record says), or "seeded", the first seeded batch (the one
+    #: lanczos_top and smallest see first, so that all three measure one Hessian)
+    sharpness_power_batch: Literal["last", "seeded"] = "last"
 
     @field_validator("sharpness_methods")
     @classmethod
@@ -83,7 +88,9 @@ def sharpness_score(ctx: EvalContext) -> dict[str, Any]:
         if lanczos and p.sharpness_k > n_params:
             raise ConfigError(f"sharpness_k = {p.sharpness_k} exceeds the {n_params} parameters of player {player}")
     seed = ctx.run_seed + SHARPNESS_SEED_OFFSET
-    last_batch = getattr(ctx, "last_batch", None)
+    last_batch = None
+    if p.sharpness_power_batch == "last" and ctx.last_training_batch is not None:
+        last_batch = ctx.last_training_batch()
     values: dict[str, Any] = sharpness(ctx.game, ctx.data.data, ctx.train_batch_size, n_batches=p.sharpness_batches,
                                        k=p.sharpness_k, seed=seed, players=players, generator=ctx.generator,
                                        reduce=p.sharpness_reduce, methods=p.sharpness_methods, last_batch=last_batch,
