@@ -1,12 +1,16 @@
 """MNIST at CPU size: baseline vs the Occam strategies (docs/experiments/mnist.md).
 
 Trains DCGAN-32 (MNIST resized 28 -> 32, bilinear) with WGAN-div and/or RGAN under five settings
-and scores every run with domain-feature FID/KID (the LeNet classifier of
-``occamgan features train --data mnist``) and, optionally, Inception FID, on generated samples of
-the EMA generator (MC-dropout runs are sampled with dropout active, as the method prescribes).
+(and, baseline only so far, the rest of the relativistic family: rsgan, ralsgan, rahinge, rpgan and
+R3GAN's rpgan_r1r2, with the probes rpgan_no_norm and rpgan_r1r2_bn) and scores every run with
+domain-feature FID/KID (the LeNet classifier of ``occamgan features train --data mnist``) and,
+optionally, Inception FID, on generated samples of the EMA generator (MC-dropout runs are sampled
+with dropout active, as the method prescribes).
 
     python docs/experiments/mnist.py run --objectives rgan --seeds 0 1 2 --jobs 2
     python docs/experiments/mnist.py report          # table + figure from the finished runs
+    python docs/experiments/mnist.py run --objectives rsgan ralsgan rahinge rpgan rpgan_r1r2 --strategies baseline --jobs 1
+    python docs/experiments/mnist.py report --objectives rgan wgan_div   # mnist_samples.png as committed
 
 Runs go to sweeps/mnist/<objective>/<strategy>/s<seed>/ (git-ignored); a finished run (one with
 scores.json) is skipped, so the command can be re-run after an interruption.
@@ -42,15 +46,32 @@ STRATEGIES: dict[str, dict] = {
 #: without BatchNorm: with a normalised critic, D is invariant to the input's contrast, so its
 #: input gradient grows like 1/contrast at the near-grey early fakes and the p = 6 penalty flattens
 #: the critic before the generator learns anything (mnist.md, "WGAN-div").
+#: The rest of the relativistic family (issue 13) runs at RGAN's setup; rpgan_r1r2 is R3GAN's RpGAN
+#: + R1 + R2 with a critic without BatchNorm, as configs/images/mnist32_rpgan_cpu.yaml, and
+#: rpgan_no_norm / rpgan_r1r2_bn take one of its two changes at a time (mnist.md, issue 13 section).
 OBJECTIVE_SETUP: dict[str, tuple[int, float, str]] = {
     "rgan": (1, 2e-4, "batch"),
     "wgan_div": (5, 1e-3, "none"),
+    "rsgan": (1, 2e-4, "batch"),
+    "ralsgan": (1, 2e-4, "batch"),
+    "rahinge": (1, 2e-4, "batch"),
+    "rpgan": (1, 2e-4, "batch"),
+    "rpgan_r1r2": (1, 2e-4, "none"),
+    "rpgan_no_norm": (1, 2e-4, "none"),
+    "rpgan_r1r2_bn": (1, 2e-4, "batch"),
+}
+
+#: objective -> config overrides on top of its setup, for the names that are not a registered objective
+OBJECTIVE_EXTRA: dict[str, dict] = {
+    "rpgan_r1r2": {"objective": {"name": "rpgan"}, "regularizers": {"r1": 0.05, "r2": 0.05}},
+    "rpgan_no_norm": {"objective": {"name": "rpgan"}},
+    "rpgan_r1r2_bn": {"objective": {"name": "rpgan"}, "regularizers": {"r1": 0.05, "r2": 0.05}},
 }
 
 
 def base_config(objective: str, steps: int, width: int, seed: int) -> dict:
     n_critic, lr, d_norm = OBJECTIVE_SETUP[objective]
-    return {
+    return merge({
         "seed": seed,
         "data": {"name": "mnist", "root": MNIST, "image_size": 32, "channels": 1},
         "model": {"name": "dcgan", "latent_dim": 100, "ngf": width, "ndf": width, "d_norm": d_norm},
@@ -59,7 +80,7 @@ def base_config(objective: str, steps: int, width: int, seed: int) -> dict:
                   "betas": [0.5, 0.999], "warmup_steps": max(1, steps // 25), "ema_start": steps // 5,
                   "log_every": 50, "checkpoint_every": max(1, steps // 4), "device": "cpu"},
         "eval": {"n_samples": 64},
-    }
+    }, OBJECTIVE_EXTRA.get(objective, {}))
 
 
 def merge(tree: dict, extra: dict) -> dict:
@@ -231,19 +252,21 @@ def mean_sd(values: list[float]) -> str:
 
 
 def report(args: argparse.Namespace) -> None:
-    scores = load_scores()
+    scores = [s for s in load_scores() if s["objective"] in args.objectives]
     metrics = ["fid_lenet", "kid_lenet", "fid", "fid_lenet_no_mc", "kid_lenet_no_mc"]
-    rows = ["| objective | strategy | seeds | " + " | ".join(metrics) + " | wall s / run (runs timed) |",
-            "|---" * (len(metrics) + 4) + "|"]
-    for objective in sorted({s["objective"] for s in scores}):
+    rows = ["| objective | strategy | seeds | " + " | ".join(metrics) + " | fid_lenet per seed | wall s / run (runs timed) |",
+            "|---" * (len(metrics) + 5) + "|"]
+    for objective in args.objectives:
         for strategy in STRATEGIES:
-            group = [s for s in scores if s["objective"] == objective and s["strategy"] == strategy]
+            group = sorted((s for s in scores if s["objective"] == objective and s["strategy"] == strategy),
+                           key=lambda s: SEEDS.index(s["seed"]) if s["seed"] in SEEDS else len(SEEDS))
             if not group:
                 continue
             cells = [mean_sd([s[m] for s in group if m in s]) for m in metrics]
+            per_seed = ", ".join(f"{s['seed']}: {s['fid_lenet']:.1f}" for s in group)
             timed = [s["train_seconds"] for s in group if (s.get("train_seconds") or 0) > 1]  # not resumed runs
             secs = f"{statistics.mean(timed):.0f} ({len(timed)})" if timed else "-"
-            rows.append(f"| {objective} | {strategy} | {len(group)} | " + " | ".join(cells) + f" | {secs} |")
+            rows.append(f"| {objective} | {strategy} | {len(group)} | " + " | ".join(cells) + f" | {per_seed} | {secs} |")
     table = "\n".join(rows)
     print(table)
     (OUT / "table.md").write_text(table + "\n")
@@ -264,7 +287,7 @@ def figure(scores: list[dict], path: Path) -> None:
 
     cells = sorted({(s["objective"], s["strategy"]) for s in scores},
                    key=lambda c: (c[0], list(STRATEGIES).index(c[1])))
-    objectives = sorted({c[0] for c in cells})
+    objectives = [o for o in OBJECTIVE_SETUP if o in {c[0] for c in cells}]
     ncol = len(STRATEGIES)
     fig, axes = plt.subplots(len(objectives), ncol, figsize=(2.2 * ncol, 2.7 * len(objectives)), squeeze=False)
     for ax in axes.flat:
@@ -307,6 +330,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=600)
     p.add_argument("--width", type=int, default=16, help="ngf = ndf")
     p = sub.add_parser("report")
+    p.add_argument("--objectives", nargs="+", default=list(OBJECTIVE_SETUP), choices=list(OBJECTIVE_SETUP))
     p.add_argument("--figure", default=str(ROOT / "docs" / "experiments" / "mnist_samples.png"))
     args = ap.parse_args()
     if args.cmd == "one":
