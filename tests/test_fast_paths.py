@@ -197,3 +197,23 @@ def test_a_bad_compile_setting_is_one_config_error_naming_the_key(overrides, key
 
     with pytest.raises(ConfigError, match=key):
         build(TOY + COMPILE + overrides)
+
+
+def test_a_failing_compiler_backend_is_one_line_naming_the_switch(tmp_path):
+    """A backend that cannot compile (here one registered to fail, as inductor does without a
+    C++ toolchain) stops the run with one line, before any checkpoint."""
+    import torch._dynamo
+
+    from occamgan.errors import TrainingError
+
+    @torch._dynamo.register_backend(name="occamgan_test_failing")
+    def failing(graph, example_inputs):
+        raise RuntimeError("no compiler here")
+
+    import occamgan
+
+    with pytest.raises(TrainingError, match=r"^train.compile: backend 'occamgan_test_failing' failed to compile the "
+                                            r"(generator|critic) \(.*no compiler here.*train.compile=false"):
+        occamgan.train(overrides=TOY + ["train.compile=true", "train.compile_backend=occamgan_test_failing",
+                                        "train.steps=2"], out=tmp_path / "r", progress=False)
+    assert not (tmp_path / "r" / "checkpoints" / "last.pt").exists()

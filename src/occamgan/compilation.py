@@ -15,12 +15,14 @@ break); each costs a round trip through Python. The run records how many it met 
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
-from .errors import ConfigError
+from .errors import ConfigError, TrainingError
+from .models import running_stats
 
 #: graph-break reasons kept in the record (the most frequent first)
 MAX_REASONS = 5
@@ -40,7 +42,35 @@ def check_backend(backend: str) -> None:
                           f"{', '.join(known)})")
 
 
-def compile_module(net: nn.Module, backend: str, mode: str) -> nn.Module:
+class CompiledPlayer:
+    """A compiled player's forward; a failure of the compiler backend (no C++ toolchain, an
+    unsupported operator) becomes one line that names the switch to turn off."""
+
+    def __init__(self, net: nn.Module, backend: str, options: dict[str, Any], what: str):
+        self.compiled = torch.compile(net, **options)
+        self.backend, self.what = backend, what
+
+    def __call__(self, x: Tensor) -> Tensor:
+        import torch._dynamo.exc
+
+        try:
+            if not running_stats.frozen():
+                return self.compiled(x)
+            with warnings.catch_warnings():
+                # SAM's probe pass holds a global pre-hook (models/running_stats.py); for a player
+                # without BatchNorm it is a no-op, so torch's warning that it fires twice is moot
+                warnings.filterwarnings("ignore", message=r"Using `torch.compile\(module\)` when there are global hooks")
+                return self.compiled(x)
+        except torch._dynamo.exc.BackendCompilerFailed as exc:
+            cause = getattr(exc, "inner_exception", None) or exc
+            text = str(cause).strip()
+            first = f"{type(cause).__name__}: {text.splitlines()[0]}" if text else type(cause).__name__
+            raise TrainingError(f"train.compile: backend {self.backend!r} failed to compile the {self.what} ({first}); "
+                                "train with train.compile=false, or train.compile_backend=aot_eager to check "
+                                "the tracing without a compiler") from None
+
+
+def compile_module(net: nn.Module, backend: str, mode: str, what: str = "player") -> CompiledPlayer:
     """``torch.compile(net)`` with the run's backend and mode (``net`` itself is unchanged)."""
     check_backend(backend)
     options: dict[str, Any] = {"backend": backend}
@@ -49,7 +79,7 @@ def compile_module(net: nn.Module, backend: str, mode: str) -> nn.Module:
             raise ConfigError(f"config key train.compile_mode: mode {mode!r} needs train.compile_backend: inductor "
                               f"(got {backend!r})")
         options["mode"] = mode
-    return torch.compile(net, **options)
+    return CompiledPlayer(net, backend, options, what)
 
 
 def reset_counters() -> None:

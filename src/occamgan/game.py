@@ -14,7 +14,7 @@ gradients at those batches (WGAN-div, R1, R2) come from the loss's own forward, 
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -51,7 +51,7 @@ class Game(nn.Module):
         self.amp = amp
         self._twice_depth = 0
         #: compiled wrappers of G and D ("g", "d"; train.compile), kept out of the module tree
-        self._compiled: dict[str, nn.Module] = {}
+        self._compiled: dict[str, Callable[[Tensor], Tensor]] = {}
         #: a generator penalty that is a function of a gradient of L_G (gradient regularisation)
         #: is differentiated again through G and D: the generator step then runs float32, eager
         self.twice_differentiated_generator_step = any(r.second_order_generator for r in self.regularizers)
@@ -110,9 +110,9 @@ class Game(nn.Module):
         from .compilation import compile_module, reset_counters
 
         reset_counters()
-        self._compiled = {"g": compile_module(self.generator, backend, mode)}
+        self._compiled = {"g": compile_module(self.generator, backend, mode, "generator")}
         if self.discriminator is not None:
-            self._compiled["d"] = compile_module(self.discriminator, backend, mode)
+            self._compiled["d"] = compile_module(self.discriminator, backend, mode, "critic")
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """bfloat16 autocast when ``train.amp`` is on, outside :meth:`differentiated_twice`."""
@@ -130,7 +130,7 @@ class Game(nn.Module):
         finally:
             self._twice_depth -= int(enabled)
 
-    def _player(self, key: str, eager: nn.Module) -> nn.Module:
+    def _player(self, key: str, eager: nn.Module) -> Callable[[Tensor], Tensor]:
         """The compiled wrapper where it may run: not in a twice-differentiated graph, and not
         in a probe pass that freezes running statistics (SAM's second pass) of a player with
         BatchNorm, whose global hook compiled code would not call."""
