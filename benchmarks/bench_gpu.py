@@ -83,7 +83,7 @@ class Trainer:
             for net in (self.game.generator, self.game.discriminator):
                 distributed.convert_sync_batchnorm(net)
         if compile_players:
-            self.game.compile(cfg.train.compile_backend, cfg.train.compile_mode)
+            self.game.compile_players(cfg.train.compile_backend, cfg.train.compile_mode)
         self.rule = UPDATE_RULES.get("alternating")(self.game, cfg.train)
         if data is None:
             gen = torch.Generator().manual_seed(0)

@@ -183,4 +183,4 @@ def _fast_paths(cfg: Config, game: Game, device: torch.device) -> None:
             if net is not None and any(p.dim() == 4 for p in net.parameters()):
                 net.to(memory_format=torch.channels_last)  # in place: optimisers keep their tensors
     if cfg.train.compile:  # last: compile the players as they will run (layout, SyncBatchNorm)
-        game.compile(cfg.train.compile_backend, cfg.train.compile_mode)
+        game.compile_players(cfg.train.compile_backend, cfg.train.compile_mode)

@@ -104,7 +104,7 @@ class Game(nn.Module):
     # (WGAN-GP/div, R1, R2), the whole generator step under a penalty on a gradient of L_G
     # (gradient regularisation, the MMD sample gradient), every step of the competitive rules
     # (mixed Hessian-vector products) and every evaluation (sharpness, evidence).
-    def compile(self, backend: str, mode: str = "default") -> None:  # type: ignore[override]
+    def compile_players(self, backend: str, mode: str = "default") -> None:
         """``train.compile``: compiled wrappers of G and D for the forwards differentiated once
         (the modules themselves, their state and checkpoints are unchanged)."""
         from .compilation import compile_module, reset_counters
