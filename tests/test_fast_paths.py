@@ -4,7 +4,9 @@ paths"): ``train.amp`` (bfloat16 autocast with the twice-differentiated graphs i
 
 The CPU runs the same autocast and the same compiler front end as CUDA (bfloat16 autocast;
 torch.compile with the ``aot_eager`` backend, which traces exactly what inductor would compile
-but runs it eagerly, so no C++ toolchain is needed); what differs on a GPU is speed only.
+but runs it eagerly, so no C++ toolchain is needed). On a GPU the kernels differ (rounding, and
+inductor's fused kernels) and so does the speed; the policy checked here, which forward runs in
+which dtype and compiled or eager, is the same.
 """
 from __future__ import annotations
 
